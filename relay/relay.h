@@ -1,0 +1,401 @@
+/*
+ * relay: the ptyrelay daemon's internal API, grouped by source file.
+ *
+ * One thread runs libwebsockets' loop. server.c is the only file that includes libwebsockets; the
+ * others see connections and PTYs through the server_* calls below. Objects: a struct relay (the one
+ * context), sessions (a program in a PTY with an output ring), connections (a WebSocket client), and
+ * attachments (a connection's cursor into a session's ring). Sessions and connections that die
+ * inside a callback are marked dead, unlinked, and freed at the end of the loop turn (relay_reap).
+ */
+#ifndef RELAY_H
+#define RELAY_H
+
+#include <regex.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ptc.h"
+#include "pty.h"
+
+struct relay;
+struct session;
+struct conn;
+struct attach;
+
+/* ---- log.c ----------------------------------------------------------------------------------- */
+
+enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Sets the threshold; lines above it are dropped. */
+void log_set_level(int level);
+/* Parses "error", "warn", "info", "debug". -1 if unknown. */
+int log_level_from_name(const char *s);
+/* One line to stderr: time, level, message. Never pass a token. */
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+/* Ends the process after a broken invariant. */
+_Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Allocation that aborts on failure. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* Milliseconds since the Unix epoch, and a monotonic clock in ms / us. */
+uint64_t now_wall_ms(void);
+uint64_t now_ms(void);
+uint64_t now_us(void);
+
+/* ---- config.c -------------------------------------------------------------------------------- */
+
+struct config {
+    char *listen;      /* "127.0.0.1:7373", "[::1]:7373", "unix:/path" */
+    char *data_dir;
+    uint32_t stall_timeout_s;
+    uint64_t ring_max;
+    uint32_t max_sessions;
+    uint32_t max_connections;
+    uint32_t max_attach_per_conn;
+    uint64_t idle_after_ms;
+    uint64_t attention_after_ms;
+    uint32_t max_frame;
+    uint32_t input_queue_max;
+    int log_level;
+};
+
+/* Fills defaults (data dir from $XDG_STATE_HOME/ptyrelay or ~/.local/state/ptyrelay). */
+void config_defaults(struct config *c);
+/*
+ * Parses `serve` flags from argv[0..argc). 0, or -1 with a message for the user in err.
+ * `--help` is not handled here.
+ */
+int config_parse_serve(struct config *c, int argc, char **argv, char *err, size_t errlen);
+void config_free(struct config *c);
+/* The default data dir (malloc'd). */
+char *config_default_data_dir(void);
+
+/* ---- ring.c: a session's output with u64 offsets --------------------------------------------- */
+
+/*
+ * Holds the most recent bytes of a stream whose offsets count from 0. Memory is allocated on first
+ * use and doubled on demand up to `max`; beyond that the oldest bytes are dropped. A small
+ * interface (append, read at offset, first/end offset) so the storage can later move into a memfd.
+ */
+struct ring {
+    uint8_t *buf;
+    size_t cap; /* power of two, 0 until first write */
+    size_t max;
+    uint64_t start; /* oldest offset held */
+    uint64_t end;   /* offset of the next byte to be written */
+};
+
+void ring_init(struct ring *r, size_t max);
+void ring_free(struct ring *r);
+/*
+ * Returns a pointer to contiguous space for up to *n bytes at offset `end` and lowers *n to what
+ * is contiguous (at least 1 when *n > 0). Space may hold the oldest bytes, which are dropped by
+ * ring_commit. Grows the buffer if below max.
+ */
+uint8_t *ring_reserve(struct ring *r, size_t *n);
+/* Commits n bytes written at the pointer from ring_reserve. */
+void ring_commit(struct ring *r, size_t n);
+/* Appends bytes (copying). */
+void ring_append(struct ring *r, const void *p, size_t n);
+/*
+ * Contiguous bytes at offset off: returns a pointer and sets *n (0 when off >= end). Offsets below
+ * start are clamped to start; *at says where the returned bytes begin.
+ */
+const uint8_t *ring_peek(const struct ring *r, uint64_t off, size_t *n, uint64_t *at);
+/* Copies up to n bytes from offset off (clamped to start, see *at) into dst. Returns bytes copied. */
+size_t ring_copy(const struct ring *r, uint64_t off, void *dst, size_t n, uint64_t *at);
+static inline uint64_t ring_start(const struct ring *r) { return r->start; }
+static inline uint64_t ring_end(const struct ring *r) { return r->end; }
+
+/* ---- ansi.c: text for `wait` patterns ------------------------------------------------------- */
+
+/* A streaming ANSI escape stripper: keeps state across chunks. */
+struct ansi {
+    int st;
+};
+/*
+ * Appends the printable text of in[0..n) to out (cap bytes, *len used), dropping escape sequences
+ * (CSI, OSC, DCS, single ESC x), CR and other C0 controls except \n and \t, and NULs. When out is
+ * full, the oldest half is dropped (a sliding window). out stays NUL-terminated.
+ */
+void ansi_strip(struct ansi *a, const uint8_t *in, size_t n, char *out, size_t cap, size_t *len);
+
+/* ---- auth.c ---------------------------------------------------------------------------------- */
+
+enum scope { SCOPE_NONE = 0, SCOPE_VIEW, SCOPE_CONTROL };
+
+struct token {
+    char *name;
+    uint8_t hash[32]; /* SHA-256 of the token text */
+    int scope;
+    struct token *next;
+};
+
+/*
+ * Ensures the data dir exists (0700) and holds an admin token: creates DIR/admin.token (0600) on
+ * first start. Loads its hash. 0 or -errno; *created says whether it was made now.
+ */
+int auth_init(struct relay *r, bool *created);
+void auth_free(struct relay *r);
+/* Checks a presented token in constant time. Returns its struct token or NULL. */
+const struct token *auth_check(struct relay *r, const char *tok, size_t n);
+/* Makes a new random token text "ptr_..." (NUL-terminated) into out (>= 64 bytes). */
+int auth_token_new(char *out, size_t cap);
+/* SHA-256 of a token. */
+void auth_hash(const char *tok, size_t n, uint8_t out[32]);
+
+/* ---- session.c ------------------------------------------------------------------------------- */
+
+struct input_chunk {
+    struct input_chunk *next;
+    struct attach *from; /* NULL once that attachment is gone */
+    size_t len, pos;
+    uint8_t data[];
+};
+
+struct session {
+    struct relay *relay;
+    struct session *next, *prev;
+    ptc_uuid id;
+    char idtext[PTC_UUID_STRLEN + 1];
+    char *name;
+    char **argv;
+    int argc;
+    char *cwd;
+    pid_t pid;
+    int state;     /* enum ptc_state */
+    int attention; /* enum ptc_attention */
+    int exit_code, signo;
+    uint16_t cols, rows;
+    uint64_t created_ms, updated_ms; /* wall clock */
+    uint64_t last_output, last_activity; /* monotonic ms */
+    uint64_t idle_ttl_ms;
+    uint64_t kill_deadline; /* monotonic ms; 0 = no SIGKILL pending */
+    uint64_t reaped_at;     /* monotonic ms when the child was reaped, 0 before */
+    int wait_status;
+    bool reaped, pty_closed, dead;
+    struct pty_proc proc;
+    void *pty_wsi; /* the adopted master (server.c) */
+    struct ring ring;
+    /* input */
+    struct input_chunk *in_head, *in_tail;
+    size_t in_bytes;
+    /* attachments */
+    struct attach *attach_head;
+    uint32_t nclients;
+    /* waits registered on this session */
+    uint32_t nwaits;
+};
+
+struct session_open_args {
+    const char *const *argv; /* NULL: login shell */
+    const char *cwd;
+    const char *const *env_add; /* "K=V" pairs added to the relay's env */
+    uint16_t cols, rows;
+    const char *name;
+    uint64_t idle_ttl_s;
+};
+
+/*
+ * Creates a session and spawns its program. 0 and *out, or a negative code with a message for the
+ * client in err (bad argv/cwd: -ENOENT etc.; sessions limit: -EMFILE).
+ */
+int session_open(struct relay *r, const struct session_open_args *a, struct session **out, char *err,
+                 size_t errlen);
+struct session *session_find(struct relay *r, const ptc_uuid *id);
+/* Reads the PTY (called when the master is readable). Returns -1 when the master is finished. */
+int session_on_readable(struct session *s);
+/* Writes queued input to the PTY (master writable). */
+void session_on_writable(struct session *s);
+/* The master fd was closed by the loop (HUP). */
+void session_on_pty_closed(struct session *s);
+/* A waitpid status for this session's child. */
+void session_on_child(struct session *s, int status);
+/*
+ * Queues input from an attachment. Returns 0, or -ENOSPC when the queue is over its limit (the
+ * bytes are still queued: the caller should stop reading the connection until it drains).
+ */
+int session_input(struct session *s, struct attach *from, const uint8_t *p, size_t n);
+/* Whether the input queue has room below its limit again. */
+bool session_input_has_room(const struct session *s);
+int session_resize(struct session *s, uint16_t cols, uint16_t rows);
+int session_signal(struct session *s, int signo);
+/* SIGTERM to the group now, SIGKILL after grace_ms if still running. */
+int session_kill(struct session *s, uint64_t grace_ms);
+/* Removes an ended session (its attachments are dropped). */
+void session_remove(struct session *s);
+/* Periodic work: attention, idle ttl, kill grace, exit finalisation. */
+void session_tick(struct session *s, uint64_t now);
+/* Fills an info map for replies/events (views into the session; valid while it lives). */
+void session_info(const struct session *s, struct ptc_info *i, struct ptc_str *argv_tmp);
+void session_fill_state(const struct session *s, struct ptc_statemsg *m);
+/* Tells attachments and subscribers that state/attention changed. */
+void session_changed(struct session *s);
+void session_free(struct session *s);
+
+/* ---- attach.c -------------------------------------------------------------------------------- */
+
+struct attach {
+    struct conn *conn;
+    struct session *session;
+    struct attach *next_in_conn;
+    struct attach *next_in_session;
+    int mode;        /* PTC_MODE_INTERACTIVE or PTC_MODE_VIEW */
+    uint64_t cursor; /* next output offset to send */
+    uint64_t window; /* 0 = none */
+    uint64_t acked;  /* client's ACK */
+    uint64_t in_written, in_acked; /* input bytes written to the PTY, and last ACK sent */
+    bool state_pending, resize_pending, live; /* live: REPLY sent, output may flow */
+};
+
+struct attach *attach_new(struct conn *c, struct session *s, int mode, uint64_t offset,
+                          uint64_t window);
+struct attach *attach_find(struct conn *c, const ptc_uuid *sid);
+/* Unlinks from both lists and frees; queued input from it is kept but unowned. */
+void attach_free(struct attach *a);
+/* Whether there is output, STATE, RESIZE or ACK to send for this attachment. */
+bool attach_pending(const struct attach *a);
+/* Whether output waits that is not held back by a window (for stall detection). */
+bool attach_output_waiting(const struct attach *a);
+/*
+ * Appends up to `budget` bytes of output frames (and any due RESIZE/STATE/ACK) to b. Returns the
+ * number of output bytes appended.
+ */
+size_t attach_fill(struct attach *a, struct ptc_buf *b, size_t budget);
+/* Marks every attachment of s for a STATE (and RESIZE) and asks their connections to write. */
+void attach_notify_state(struct session *s, bool resize);
+/* Asks the connections of every attachment of s to write (new output). */
+void attach_notify_output(struct session *s);
+
+/* ---- conn.c ---------------------------------------------------------------------------------- */
+
+struct wait_req {
+    struct wait_req *next;
+    struct conn *conn;
+    struct session *session;
+    uint64_t id;
+    int until;
+    uint64_t idle_ms;
+    uint64_t deadline; /* monotonic ms; 0 = none */
+    bool have_re;
+    regex_t re;
+    struct ansi ansi;
+    size_t textlen;
+    char text[8192];
+};
+
+struct conn {
+    struct relay *relay;
+    struct conn *next, *prev;
+    void *wsi;
+    unsigned id;
+    char peer[64];
+    int scope;
+    const struct token *token;
+    char *token_name;
+    bool authed, subscribed, dead, write_asked, rx_paused;
+    int close_code; /* when nonzero: close after flushing control */
+    char close_reason[96];
+    uint64_t created;     /* monotonic ms */
+    uint64_t blocked_since; /* monotonic ms since output waits without a WRITEABLE; 0 = not */
+    struct ptc_stream in;
+    struct ptc_buf ctl;     /* queued control frames (REPLY, EVENT) */
+    struct attach *attach_head;
+    struct attach *rr_next; /* round-robin position */
+    uint32_t nattach;
+    struct wait_req *waits;
+    uint64_t bytes_out;
+};
+
+struct conn *conn_new(struct relay *r, void *wsi, const char *peer);
+/* Called for each received chunk of a WebSocket message. Returns -1 to close now. */
+int conn_on_receive(struct conn *c, const void *p, size_t n, bool binary, bool final);
+/*
+ * Fills one outgoing message into b (which has LWS_PRE headroom). Returns its length, 0 when
+ * nothing is due, or -1 when the connection should close now (close_code is set).
+ */
+long conn_on_writable(struct conn *c, struct ptc_buf *b);
+/* The socket closed. The conn is unlinked and freed at the end of the loop turn. */
+void conn_on_closed(struct conn *c);
+/* Asks for a WRITEABLE callback if not already asked. */
+void conn_want_write(struct conn *c);
+/* Queues a control frame (REPLY/EVENT) built by the caller into c->ctl. */
+void conn_queue_reply(struct conn *c, const struct ptc_reply *rp);
+void conn_reply_error(struct conn *c, uint64_t id, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void conn_event_error(struct conn *c, const ptc_uuid *sid, int code, uint8_t type, const char *msg);
+void conn_event_session(struct conn *c, const struct session *s, bool removed);
+/* Closes with a code after what is queued is flushed. */
+void conn_close(struct conn *c, int code, const char *reason);
+/* Periodic: hello timeout, stall detection, waits. */
+void conn_tick(struct conn *c, uint64_t now);
+/* A session gained output / changed state: re-evaluate the conn's waits on it. */
+void conn_waits_on_output(struct session *s, const uint8_t *p, size_t n);
+void conn_waits_on_state(struct session *s);
+/* Drops waits on a session being removed (replying matched=false). */
+void conn_waits_drop_session(struct session *s);
+void conn_free(struct conn *c);
+
+/* ---- ops.c ----------------------------------------------------------------------------------- */
+
+/* Handles a REQUEST frame. Returns -1 when the connection must close (protocol error). */
+int ops_dispatch(struct conn *c, const struct ptc_frame *f);
+
+/* ---- server.c: the only file that includes libwebsockets ------------------------------------- */
+
+int server_init(struct relay *r);
+/* Runs the loop until shutdown completes. */
+int server_run(struct relay *r);
+void server_free(struct relay *r);
+/* Adopts a PTY master into the loop; session_on_readable etc. get called. 0 or -1. */
+int server_adopt_pty(struct relay *r, struct session *s, int fd);
+/* Asks for a RAW_WRITEABLE on the PTY (queued input). */
+void server_pty_want_write(struct session *s);
+/* Closes the PTY wsi (the loop closes the fd). */
+void server_pty_close(struct session *s);
+void server_conn_want_write(struct conn *c);
+void server_conn_rx_flow(struct conn *c, bool enable);
+/* Drops a connection at once with a close code (sends the close frame when possible). */
+void server_conn_close_now(struct conn *c, int code, const char *reason);
+
+/* ---- main.c: the context --------------------------------------------------------------------- */
+
+struct relay {
+    struct config cfg;
+    void *ctx;     /* struct lws_context */
+    void *vhost;   /* struct lws_vhost */
+    int listen_port;
+    struct session *sessions;
+    uint32_t nsessions;
+    struct conn *conns;
+    uint32_t nconns;
+    unsigned next_conn_id;
+    struct token *tokens;
+    struct session *dead_sessions;
+    struct conn *dead_conns;
+    bool shutting_down;
+    uint64_t shutdown_at;
+    char **base_env;
+    int nbase_env;
+};
+
+/* Frees sessions and connections marked dead during this loop turn. */
+void relay_reap(struct relay *r);
+/* The periodic tick (every 100 ms). */
+void relay_tick(struct relay *r);
+/* Starts a clean shutdown: clients get 1001, programs SIGHUP. */
+void relay_shutdown(struct relay *r);
+/* Sends EVENT session to every subscribed connection. */
+void relay_broadcast_session(struct relay *r, const struct session *s, bool removed);
+
+#endif
