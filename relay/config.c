@@ -1,0 +1,186 @@
+/*
+ * config: the daemon's settings, their defaults and the `serve` flags. Numbers are checked for
+ * range here so the rest of the relay can trust them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay.h"
+
+/* The default data dir: $XDG_STATE_HOME/ptyrelay, else ~/.local/state/ptyrelay, else ./var. */
+char *config_default_data_dir(void)
+{
+    char buf[4096];
+    const char *x = getenv("XDG_STATE_HOME");
+    const char *h = getenv("HOME");
+    if (x && *x)
+        snprintf(buf, sizeof buf, "%s/ptyrelay", x);
+    else if (h && *h)
+        snprintf(buf, sizeof buf, "%s/.local/state/ptyrelay", h);
+    else
+        snprintf(buf, sizeof buf, "./var");
+    return xstrdup(buf);
+}
+
+/* Fills the defaults. */
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->listen = xstrdup("127.0.0.1:7373");
+    c->data_dir = config_default_data_dir();
+    c->stall_timeout_s = 30;
+    c->ring_max = 4u << 20;
+    c->max_sessions = 4096;
+    c->max_connections = 1024;
+    c->max_attach_per_conn = 4096;
+    c->idle_after_ms = 30000;
+    c->attention_after_ms = 120000;
+    c->max_frame = PTC_MAX_FRAME_DEFAULT;
+    c->input_queue_max = 1u << 20;
+    c->log_level = LOG_INFO;
+}
+
+/* Frees the strings. */
+void config_free(struct config *c)
+{
+    free(c->listen);
+    free(c->data_dir);
+    c->listen = c->data_dir = NULL;
+}
+
+static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+enum {
+    O_LISTEN = 1,
+    O_DATA,
+    O_STALL,
+    O_RING,
+    O_MAXSESS,
+    O_MAXCONN,
+    O_IDLE,
+    O_ATT,
+    O_LOGLEVEL,
+    O_MAXFRAME,
+    O_MAXATTACH,
+    O_INQ,
+};
+
+/* Parses the `serve` flags. */
+int config_parse_serve(struct config *c, int argc, char **argv, char *err, size_t errlen)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"data", required_argument, NULL, O_DATA},
+        {"stall-timeout", required_argument, NULL, O_STALL},
+        {"ring-max", required_argument, NULL, O_RING},
+        {"max-sessions", required_argument, NULL, O_MAXSESS},
+        {"max-connections", required_argument, NULL, O_MAXCONN},
+        {"idle-after", required_argument, NULL, O_IDLE},
+        {"attention-after", required_argument, NULL, O_ATT},
+        {"log-level", required_argument, NULL, O_LOGLEVEL},
+        {"max-frame", required_argument, NULL, O_MAXFRAME},
+        {"max-attach", required_argument, NULL, O_MAXATTACH},
+        {"input-queue", required_argument, NULL, O_INQ},
+        {NULL, 0, NULL, 0},
+    };
+    optind = 1;
+    opterr = 0;
+    int o;
+    uint64_t v;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        const char *name = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+        switch (o) {
+        case O_LISTEN:
+            free(c->listen);
+            c->listen = xstrdup(optarg);
+            break;
+        case O_DATA:
+            free(c->data_dir);
+            c->data_dir = xstrdup(optarg);
+            break;
+        case O_STALL:
+            if (parse_u64(optarg, 1, 86400, &v))
+                goto bad;
+            c->stall_timeout_s = (uint32_t)v;
+            break;
+        case O_RING:
+            if (parse_u64(optarg, 4096, 1ull << 32, &v))
+                goto bad;
+            c->ring_max = v;
+            break;
+        case O_MAXSESS:
+            if (parse_u64(optarg, 1, 1000000, &v))
+                goto bad;
+            c->max_sessions = (uint32_t)v;
+            break;
+        case O_MAXCONN:
+            if (parse_u64(optarg, 1, 1000000, &v))
+                goto bad;
+            c->max_connections = (uint32_t)v;
+            break;
+        case O_IDLE:
+            if (parse_u64(optarg, 1, UINT32_MAX, &v))
+                goto bad;
+            c->idle_after_ms = v;
+            break;
+        case O_ATT:
+            if (parse_u64(optarg, 1, UINT32_MAX, &v))
+                goto bad;
+            c->attention_after_ms = v;
+            break;
+        case O_LOGLEVEL: {
+            int l = log_level_from_name(optarg);
+            if (l < 0)
+                goto bad;
+            c->log_level = l;
+            break;
+        }
+        case O_MAXFRAME:
+            if (parse_u64(optarg, 1024, 64u << 20, &v))
+                goto bad;
+            c->max_frame = (uint32_t)v;
+            break;
+        case O_MAXATTACH:
+            if (parse_u64(optarg, 1, 1000000, &v))
+                goto bad;
+            c->max_attach_per_conn = (uint32_t)v;
+            break;
+        case O_INQ:
+            if (parse_u64(optarg, 4096, 1u << 30, &v))
+                goto bad;
+            c->input_queue_max = (uint32_t)v;
+            break;
+        case '?':
+        default:
+            snprintf(err, errlen, "unknown or incomplete option '%s' (see ptyrelay --help)", name);
+            return -1;
+        bad:
+            snprintf(err, errlen, "invalid value '%s' for %s", optarg, name);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
+        return -1;
+    }
+    if (c->attention_after_ms < c->idle_after_ms) {
+        snprintf(err, errlen, "--attention-after must not be shorter than --idle-after");
+        return -1;
+    }
+    return 0;
+}
