@@ -67,6 +67,7 @@ struct ptc_client_ctx_opts {
     int log_level;         /* lws log bits (LLL_ERR=1, LLL_WARN=2, ...); 0 = silent (default) */
     bool raise_nofile;     /* raise RLIMIT_NOFILE's soft limit to the hard one before creating */
     uint32_t rx_max_frame; /* largest payload accepted from the relay; 0 = 16 MiB */
+    size_t rx_buffer_size; /* per-connection lws receive buffer; 0 = 64 KiB (lower it for ptload) */
 };
 
 /* Creates a context (o may be NULL for defaults). NULL if lws could not create one. */
@@ -163,10 +164,10 @@ struct ptc_client_conn_opts {
 };
 
 /*
- * Starts connecting to url. Callbacks come from ptc_client_run. Returns the connection, or NULL
- * with *err set (PTC_CLIENT_EURL, PTC_ENOMEM, PTC_CLIENT_ECONNECT) when it could not even start;
- * a failure after that is reported through on_error. The connection is owned by the caller
- * (ptc_client_conn_free) and at the latest by the context.
+ * Starts connecting to url. Returns the connection, or NULL with *err = PTC_CLIENT_EURL when the
+ * URL does not parse. Every later failure, even one lws detects inside this call, is reported
+ * through on_error from the loop, never from inside ptc_client_connect. The connection is owned by
+ * the caller (ptc_client_conn_free) and at the latest by the context.
  */
 struct ptc_client_conn *ptc_client_connect(struct ptc_client_ctx *ctx, const char *url,
                                            const struct ptc_client_conn_opts *o,
