@@ -149,6 +149,8 @@ int auth_init(struct relay *r, bool *created);
 void auth_free(struct relay *r);
 /* Checks a presented token in constant time. Returns its struct token or NULL. */
 const struct token *auth_check(struct relay *r, const char *tok, size_t n);
+/* The same, from a hash already computed (Authorization header). */
+const struct token *auth_check_hash(struct relay *r, const uint8_t h[32]);
 /* Makes a new random token text "ptr_..." (NUL-terminated) into out (>= 64 bytes). */
 int auth_token_new(char *out, size_t cap);
 /* SHA-256 of a token. */
@@ -170,6 +172,7 @@ struct session {
     char idtext[PTC_UUID_STRLEN + 1];
     char *name;
     char **argv;
+    struct ptc_str *argv_v; /* views of argv for info maps */
     int argc;
     char *cwd;
     pid_t pid;
@@ -237,7 +240,7 @@ void session_remove(struct session *s);
 /* Periodic work: attention, idle ttl, kill grace, exit finalisation. */
 void session_tick(struct session *s, uint64_t now);
 /* Fills an info map for replies/events (views into the session; valid while it lives). */
-void session_info(const struct session *s, struct ptc_info *i, struct ptc_str *argv_tmp);
+void session_info(const struct session *s, struct ptc_info *i);
 void session_fill_state(const struct session *s, struct ptc_statemsg *m);
 /* Tells attachments and subscribers that state/attention changed. */
 void session_changed(struct session *s);
@@ -315,6 +318,8 @@ struct conn {
     uint32_t nattach;
     struct wait_req *waits;
     uint64_t bytes_out;
+    bool has_bearer;
+    uint8_t bearer[32]; /* SHA-256 of an Authorization: Bearer token from the upgrade */
 };
 
 struct conn *conn_new(struct relay *r, void *wsi, const char *peer);
@@ -339,6 +344,9 @@ void conn_event_session(struct conn *c, const struct session *s, bool removed);
 void conn_close(struct conn *c, int code, const char *reason);
 /* Periodic: hello timeout, stall detection, waits. */
 void conn_tick(struct conn *c, uint64_t now);
+/* Registers a `wait` or answers it at once. 0, or a PTC_C_* code with msg set. */
+int conn_wait_add(struct conn *c, struct session *s, const struct ptc_request *rq, char *msg,
+                  size_t msglen);
 /* A session gained output / changed state: re-evaluate the conn's waits on it. */
 void conn_waits_on_output(struct session *s, const uint8_t *p, size_t n);
 void conn_waits_on_state(struct session *s);
@@ -374,6 +382,7 @@ struct relay {
     struct config cfg;
     void *ctx;     /* struct lws_context */
     void *vhost;   /* struct lws_vhost */
+    void *srv;     /* server.c's state */
     int listen_port;
     struct session *sessions;
     uint32_t nsessions;
@@ -395,6 +404,8 @@ void relay_reap(struct relay *r);
 void relay_tick(struct relay *r);
 /* Starts a clean shutdown: clients get 1001, programs SIGHUP. */
 void relay_shutdown(struct relay *r);
+/* True once clients are gone and children reaped (or the grace ran out and SIGKILL was sent). */
+bool relay_shutdown_done(struct relay *r);
 /* Sends EVENT session to every subscribed connection. */
 void relay_broadcast_session(struct relay *r, const struct session *s, bool removed);
 

@@ -1,0 +1,496 @@
+/*
+ * session: one program in a PTY, its states, its output ring and its input queue.
+ *
+ * The PTY is read whenever it is readable, whatever the clients do; output goes into the ring and
+ * attachments are told there is more. The end of a program is reported only once both halves are
+ * known: the child has been reaped (its status) and the master has been drained to EOF, so the STATE
+ * that says `exited` always follows the last output byte. The parent keeps the PTY's slave open
+ * until the reap (see pty.h) so that drain can never be cut short by an early HUP.
+ * Input is a bounded queue of chunks written when the master is writable; a program that never
+ * reads its input fills the queue, and the connection sending it is paused, never the loop.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "relay.h"
+
+#define READ_BUDGET (256 * 1024) /* bytes read from one PTY per readable callback */
+#define DRAIN_GRACE_MS 2000      /* after the reap, how long a background holder of the tty may keep it */
+
+static char **build_env(struct relay *r, const char *const *add)
+{
+    size_t nadd = 0;
+    while (add && add[nadd])
+        nadd++;
+    char **env = xcalloc((size_t)r->nbase_env + nadd + 2, sizeof *env);
+    size_t n = 0;
+    for (int i = 0; i < r->nbase_env; i++) {
+        const char *kv = r->base_env[i];
+        size_t klen = strcspn(kv, "=");
+        bool overridden = false;
+        for (size_t j = 0; j < nadd && !overridden; j++)
+            overridden = !strncmp(add[j], kv, klen) && add[j][klen] == '=';
+        if (!overridden)
+            env[n++] = (char *)kv;
+    }
+    bool term_added = false;
+    for (size_t j = 0; j < nadd; j++) {
+        env[n++] = (char *)add[j];
+        term_added |= !strncmp(add[j], "TERM=", 5);
+    }
+    if (!term_added)
+        env[n++] = "TERM=xterm-256color";
+    env[n] = NULL;
+    return env;
+}
+
+/* Creates a session and spawns its program. */
+int session_open(struct relay *r, const struct session_open_args *a, struct session **out, char *err,
+                 size_t errlen)
+{
+    if (r->nsessions >= r->cfg.max_sessions) {
+        snprintf(err, errlen, "session limit reached (%u)", r->cfg.max_sessions);
+        log_warn("limit: sessions (%u) reached", r->cfg.max_sessions);
+        return -EMFILE;
+    }
+    char **env = build_env(r, a->env_add);
+    struct pty_spawn_opts o = {
+        .argv = a->argv,
+        .cwd = a->cwd,
+        .env = (const char *const *)env,
+        .cols = a->cols ? a->cols : 80,
+        .rows = a->rows ? a->rows : 24,
+    };
+    struct pty_proc proc;
+    int rc = pty_spawn(&o, &proc, err, errlen);
+    free(env);
+    if (rc < 0)
+        return rc;
+
+    struct session *s = xcalloc(1, sizeof *s);
+    s->relay = r;
+    ptc_uuid_random(&s->id);
+    ptc_uuid_format(&s->id, s->idtext);
+    s->proc = proc;
+    s->pid = proc.pid;
+    s->state = PTC_ST_RUNNING;
+    s->attention = PTC_ATT_ACTIVE;
+    s->cols = o.cols;
+    s->rows = o.rows;
+    s->created_ms = s->updated_ms = now_wall_ms();
+    s->last_output = s->last_activity = now_ms();
+    s->idle_ttl_ms = a->idle_ttl_s * 1000;
+    s->name = xstrdup(a->name ? a->name : "");
+    if (a->argv) {
+        while (a->argv[s->argc])
+            s->argc++;
+        s->argv = xcalloc((size_t)s->argc + 1, sizeof *s->argv);
+        for (int i = 0; i < s->argc; i++)
+            s->argv[i] = xstrdup(a->argv[i]);
+    } else {
+        s->argc = 1;
+        s->argv = xcalloc(2, sizeof *s->argv);
+        s->argv[0] = xstrdup(pty_default_shell());
+    }
+    s->argv_v = xcalloc((size_t)s->argc + 1, sizeof *s->argv_v);
+    for (int i = 0; i < s->argc; i++)
+        s->argv_v[i] = ptc_str_c(s->argv[i]);
+    if (a->cwd) {
+        s->cwd = xstrdup(a->cwd);
+    } else {
+        char buf[4096];
+        s->cwd = xstrdup(getcwd(buf, sizeof buf) ? buf : "/");
+    }
+    ring_init(&s->ring, r->cfg.ring_max);
+
+    if (server_adopt_pty(r, s, proc.master) < 0) {
+        /* lws closed the master; nothing else owns the child, so end it now. */
+        snprintf(err, errlen, "internal error: could not watch the PTY");
+        pty_signal(s->pid, SIGKILL);
+        pty_proc_release_slave(&s->proc);
+        s->dead = true;
+        s->next = r->dead_sessions;
+        r->dead_sessions = s;
+        return -EIO;
+    }
+    s->next = r->sessions;
+    if (r->sessions)
+        r->sessions->prev = s;
+    r->sessions = s;
+    r->nsessions++;
+    log_info("session=%.8s opened pid=%d argv0=%s", s->idtext, (int)s->pid, s->argv[0]);
+    relay_broadcast_session(r, s, false);
+    *out = s;
+    return 0;
+}
+
+/* Finds a live session by id. */
+struct session *session_find(struct relay *r, const ptc_uuid *id)
+{
+    for (struct session *s = r->sessions; s; s = s->next)
+        if (ptc_uuid_eq(&s->id, id))
+            return s;
+    return NULL;
+}
+
+static void session_finalize(struct session *s)
+{
+    if (ptc_state_is_ended(s->state))
+        return;
+    int st = s->wait_status;
+    if (WIFSIGNALED(st)) {
+        s->state = PTC_ST_KILLED;
+        s->signo = WTERMSIG(st);
+    } else {
+        s->state = PTC_ST_EXITED;
+        s->exit_code = WEXITSTATUS(st);
+    }
+    s->kill_deadline = 0;
+    char tmp[16];
+    if (s->state == PTC_ST_KILLED)
+        log_info("session=%.8s killed by SIG%s end=%llu", s->idtext, ptc_signal_name(s->signo, tmp),
+                 (unsigned long long)s->ring.end);
+    else
+        log_info("session=%.8s exited code=%d end=%llu", s->idtext, s->exit_code,
+                 (unsigned long long)s->ring.end);
+    /* Input that never reached the program is dropped. */
+    while (s->in_head) {
+        struct input_chunk *c = s->in_head;
+        s->in_head = c->next;
+        free(c);
+    }
+    s->in_tail = NULL;
+    s->in_bytes = 0;
+    session_changed(s);
+}
+
+/* Reads what the PTY has, up to a budget so other sessions get their turn. */
+int session_on_readable(struct session *s)
+{
+    size_t total = 0;
+    uint64_t first = s->ring.end;
+    while (total < READ_BUDGET) {
+        size_t want = 65536;
+        uint8_t *dst = ring_reserve(&s->ring, &want);
+        ssize_t n = read(s->proc.master, dst, want);
+        if (n > 0) {
+            ring_commit(&s->ring, (size_t)n);
+            total += (size_t)n;
+            if (s->nwaits)
+                conn_waits_on_output(s, dst, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        /* EOF or EIO: every process holding the slave is gone and the master is drained. */
+        if (total)
+            attach_notify_output(s);
+        return -1;
+    }
+    if (total) {
+        uint64_t now = now_ms();
+        s->last_output = s->last_activity = now;
+        if (s->attention != PTC_ATT_ACTIVE) {
+            s->attention = PTC_ATT_ACTIVE;
+            session_changed(s);
+        }
+        (void)first;
+        attach_notify_output(s);
+    }
+    return 0;
+}
+
+/* The loop closed the master (HUP, or after we returned -1). */
+void session_on_pty_closed(struct session *s)
+{
+    s->pty_wsi = NULL;
+    s->pty_closed = true;
+    if (s->reaped)
+        session_finalize(s);
+}
+
+/* A wait status for this session's child. */
+void session_on_child(struct session *s, int status)
+{
+    if (WIFSTOPPED(status)) {
+        if (s->state == PTC_ST_RUNNING) {
+            s->state = PTC_ST_SUSPENDED;
+            session_changed(s);
+        }
+        return;
+    }
+    if (WIFCONTINUED(status)) {
+        if (s->state == PTC_ST_SUSPENDED) {
+            s->state = PTC_ST_RUNNING;
+            session_changed(s);
+        }
+        return;
+    }
+    s->reaped = true;
+    s->wait_status = status;
+    s->reaped_at = now_ms();
+    /* Let the master drain to EOF now that the program is gone (pty.h). */
+    pty_proc_release_slave(&s->proc);
+    if (s->pty_closed)
+        session_finalize(s);
+}
+
+/* Writes queued input while the master takes it. */
+void session_on_writable(struct session *s)
+{
+    bool had_full = !session_input_has_room(s);
+    while (s->in_head) {
+        struct input_chunk *c = s->in_head;
+        ssize_t n = write(s->proc.master, c->data + c->pos, c->len - c->pos);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                server_pty_want_write(s);
+                break;
+            }
+            /* EIO: the program is gone; what it did not read is lost with it. */
+            log_debug("%s: session=%.8s write: %s", __func__, s->idtext, strerror(errno));
+            while (s->in_head) {
+                c = s->in_head;
+                s->in_head = c->next;
+                free(c);
+            }
+            s->in_tail = NULL;
+            s->in_bytes = 0;
+            break;
+        }
+        c->pos += (size_t)n;
+        s->in_bytes -= (size_t)n;
+        if (c->from) {
+            c->from->in_written += (uint64_t)n;
+            conn_want_write(c->from->conn);
+        }
+        if (c->pos == c->len) {
+            s->in_head = c->next;
+            if (!s->in_head)
+                s->in_tail = NULL;
+            free(c);
+        }
+    }
+    if (had_full && session_input_has_room(s)) {
+        for (struct attach *a = s->attach_head; a; a = a->next_in_session)
+            if (a->conn->rx_paused) {
+                a->conn->rx_paused = false;
+                server_conn_rx_flow(a->conn, true);
+            }
+    }
+}
+
+/* Whether the input queue is below its limit. */
+bool session_input_has_room(const struct session *s)
+{
+    return s->in_bytes < s->relay->cfg.input_queue_max;
+}
+
+/* Queues input and writes what the PTY takes now. */
+int session_input(struct session *s, struct attach *from, const uint8_t *p, size_t n)
+{
+    s->last_activity = now_ms();
+    if (!n)
+        return 0;
+    struct input_chunk *c = xmalloc(sizeof *c + n);
+    c->next = NULL;
+    c->from = from;
+    c->len = n;
+    c->pos = 0;
+    memcpy(c->data, p, n);
+    if (s->in_tail)
+        s->in_tail->next = c;
+    else
+        s->in_head = c;
+    s->in_tail = c;
+    s->in_bytes += n;
+    if (s->in_head == c)
+        session_on_writable(s);
+    return session_input_has_room(s) ? 0 : -ENOSPC;
+}
+
+/* Sets the PTY size and tells every attached client. */
+int session_resize(struct session *s, uint16_t cols, uint16_t rows)
+{
+    if (ptc_state_is_ended(s->state))
+        return -ESRCH;
+    int rc = pty_resize(s->proc.master, cols, rows);
+    if (rc < 0)
+        return rc;
+    if (cols != s->cols || rows != s->rows) {
+        s->cols = cols;
+        s->rows = rows;
+        s->updated_ms = now_wall_ms();
+    }
+    attach_notify_state(s, true);
+    return 0;
+}
+
+/* Sends a signal to the program's process group. */
+int session_signal(struct session *s, int signo)
+{
+    if (ptc_state_is_ended(s->state) || s->reaped)
+        return -ESRCH;
+    return pty_signal(s->pid, signo);
+}
+
+/* SIGTERM now (SIGCONT too if stopped), SIGKILL after the grace. */
+int session_kill(struct session *s, uint64_t grace_ms)
+{
+    if (ptc_state_is_ended(s->state) || s->reaped)
+        return -ESRCH;
+    if (grace_ms == 0)
+        return pty_signal(s->pid, SIGKILL);
+    int rc = pty_signal(s->pid, SIGTERM);
+    if (s->state == PTC_ST_SUSPENDED)
+        pty_signal(s->pid, SIGCONT);
+    s->kill_deadline = now_ms() + grace_ms;
+    return rc;
+}
+
+/* Unlinks an ended session; freed at the end of the loop turn. */
+void session_remove(struct session *s)
+{
+    struct relay *r = s->relay;
+    if (s->dead)
+        return;
+    relay_broadcast_session(r, s, true);
+    conn_waits_drop_session(s);
+    while (s->attach_head)
+        attach_free(s->attach_head);
+    if (s->pty_wsi)
+        server_pty_close(s);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        r->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    r->nsessions--;
+    s->dead = true;
+    s->next = r->dead_sessions;
+    s->prev = NULL;
+    r->dead_sessions = s;
+    log_info("session=%.8s removed", s->idtext);
+}
+
+/* Attention, idle TTL, the SIGKILL after a grace, and programs whose tty stays held. */
+void session_tick(struct session *s, uint64_t now)
+{
+    struct config *cfg = &s->relay->cfg;
+    if (ptc_state_is_ended(s->state))
+        return;
+    uint64_t quiet = now - s->last_output;
+    int att = quiet >= cfg->attention_after_ms ? PTC_ATT_ATTENTION
+              : quiet >= cfg->idle_after_ms    ? PTC_ATT_IDLE
+                                               : PTC_ATT_ACTIVE;
+    if (att != s->attention) {
+        s->attention = att;
+        session_changed(s);
+    }
+    if (s->kill_deadline && now >= s->kill_deadline && !s->reaped) {
+        log_info("session=%.8s did not end within its grace: SIGKILL", s->idtext);
+        pty_signal(s->pid, SIGKILL);
+        s->kill_deadline = 0;
+    }
+    if (s->idle_ttl_ms && !s->nclients && !s->kill_deadline && !s->reaped &&
+        now - s->last_activity >= s->idle_ttl_ms) {
+        log_info("session=%.8s idle for %llus with no client: killing", s->idtext,
+                 (unsigned long long)(s->idle_ttl_ms / 1000));
+        session_kill(s, 5000);
+    }
+    if (s->reaped && !s->pty_closed && now - s->reaped_at >= DRAIN_GRACE_MS) {
+        /* A background process still holds the tty; the program itself has ended. */
+        if (s->pty_wsi)
+            server_pty_close(s);
+        s->pty_closed = true;
+        session_finalize(s);
+    }
+}
+
+/* The session info map (views valid while the session lives). */
+void session_info(const struct session *s, struct ptc_info *i)
+{
+    memset(i, 0, sizeof *i);
+    i->id = s->id;
+    i->name = ptc_str_c(s->name);
+    i->argv = s->argv_v;
+    i->argc = (uint32_t)s->argc;
+    i->cwd = ptc_str_c(s->cwd);
+    i->has = PTC_HAS_PID;
+    i->pid = (uint64_t)s->pid;
+    i->state = s->state;
+    if (s->state == PTC_ST_EXITED) {
+        i->has |= PTC_HAS_EXIT_CODE;
+        i->exit_code = s->exit_code;
+    }
+    if (s->state == PTC_ST_KILLED) {
+        i->has |= PTC_HAS_SIGNO;
+        i->signo = s->signo;
+    }
+    i->cols = s->cols;
+    i->rows = s->rows;
+    i->created_ms = s->created_ms;
+    i->updated_ms = s->updated_ms;
+    i->start = ring_start(&s->ring);
+    i->end = ring_end(&s->ring);
+    i->clients = s->nclients;
+    i->attention = s->attention;
+}
+
+/* The STATE message for this session now. */
+void session_fill_state(const struct session *s, struct ptc_statemsg *m)
+{
+    memset(m, 0, sizeof *m);
+    m->state = s->state;
+    m->attention = s->attention;
+    m->end = ring_end(&s->ring);
+    if (s->state == PTC_ST_EXITED) {
+        m->has |= PTC_HAS_EXIT_CODE;
+        m->exit_code = s->exit_code;
+    }
+    if (s->state == PTC_ST_KILLED) {
+        m->has |= PTC_HAS_SIGNO;
+        m->signo = s->signo;
+    }
+}
+
+/* Tells attachments (STATE), subscribers (EVENT) and waits that the session changed. */
+void session_changed(struct session *s)
+{
+    s->updated_ms = now_wall_ms();
+    attach_notify_state(s, false);
+    relay_broadcast_session(s->relay, s, false);
+    if (s->nwaits)
+        conn_waits_on_state(s);
+}
+
+/* Frees a session that is already unlinked. */
+void session_free(struct session *s)
+{
+    if (s->pid > 0 && !s->reaped)
+        pty_signal(s->pid, SIGKILL);
+    pty_proc_release_slave(&s->proc);
+    while (s->in_head) {
+        struct input_chunk *c = s->in_head;
+        s->in_head = c->next;
+        free(c);
+    }
+    for (int i = 0; i < s->argc; i++)
+        free(s->argv[i]);
+    free(s->argv);
+    free(s->argv_v);
+    free(s->cwd);
+    free(s->name);
+    ring_free(&s->ring);
+    free(s);
+}
