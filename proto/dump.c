@@ -6,7 +6,7 @@
  * msgpack payloads as a compact {key: value} rendering, anything else as hex. Bytes are escaped so
  * the line stays printable, and long payloads are cut with "...". msgpack payloads come from peers,
  * so they pass ptc_msg_scan before msgpack-c ever sees them (its unpacker trusts forged counts).
- * Output follows snprintf: at most cap bytes including the NUL, the return value is the full length.
+ * Output follows snprintf: at most cap bytes including the NUL; returns the full length.
  */
 #include "ptc.h"
 
@@ -37,7 +37,10 @@ static void put(struct sink *s, const char *p, size_t n)
     s->n += n;
 }
 
-static void puts_(struct sink *s, const char *p) { put(s, p, strlen(p)); }
+static void puts_(struct sink *s, const char *p)
+{
+    put(s, p, strlen(p));
+}
 
 __attribute__((format(printf, 2, 3))) static void putf(struct sink *s, const char *fmt, ...)
 {
@@ -169,7 +172,8 @@ static void put_obj(struct sink *s, const msgpack_object *o, size_t start, bool 
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
             if (i)
                 puts_(s, ", ");
-            if (kv->key.type == MSGPACK_OBJECT_STR && is_ident(kv->key.via.str.ptr, kv->key.via.str.size))
+            if (kv->key.type == MSGPACK_OBJECT_STR &&
+                is_ident(kv->key.via.str.ptr, kv->key.via.str.size))
                 put(s, kv->key.via.str.ptr, kv->key.via.str.size);
             else
                 put_obj(s, &kv->key, start, cut);

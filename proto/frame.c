@@ -55,7 +55,10 @@ const char *ptc_strerror(int err)
 
 /* ---- little-endian helpers ------------------------------------------------------------------- */
 
-static uint16_t get_le16(const uint8_t *p) { return (uint16_t)(p[0] | (unsigned)p[1] << 8); }
+static uint16_t get_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (unsigned)p[1] << 8);
+}
 
 static uint32_t get_le32(const uint8_t *p)
 {
@@ -87,7 +90,7 @@ static void put_le64(uint8_t *p, uint64_t v)
 
 /* ---- ptc_buf --------------------------------------------------------------------------------- */
 
-/* Starts an empty buffer that will keep `headroom` bytes in front of its data. Allocates nothing. */
+/* Starts an empty buffer keeping `headroom` bytes in front of its data. Allocates nothing. */
 void ptc_buf_init(struct ptc_buf *b, size_t headroom)
 {
     b->mem = NULL;
@@ -105,7 +108,10 @@ void ptc_buf_free(struct ptc_buf *b)
 }
 
 /* Empties the buffer, keeping its memory. */
-void ptc_buf_reset(struct ptc_buf *b) { b->len = 0; }
+void ptc_buf_reset(struct ptc_buf *b)
+{
+    b->len = 0;
+}
 
 /* Ensures room for n more bytes after len and returns where they go, or NULL on ENOMEM/overflow. */
 uint8_t *ptc_buf_reserve(struct ptc_buf *b, size_t n)
@@ -155,7 +161,10 @@ static const char *const type_names[] = {
 #define TYPE_LAST PTC_EVENT
 
 /* True for the core types PTC1 version 1 defines (0x01-0x08). */
-bool ptc_type_is_known(uint8_t t) { return t >= PTC_OUTPUT && t <= TYPE_LAST; }
+bool ptc_type_is_known(uint8_t t)
+{
+    return t >= PTC_OUTPUT && t <= TYPE_LAST;
+}
 
 /* The name of a type code: its PTC1 name, "EXT" for 0x40-0xff, "UNKNOWN" for other core codes. */
 const char *ptc_type_name(uint8_t t)
@@ -178,8 +187,9 @@ int ptc_type_from_name(const char *name)
 
 /* ---- header and whole-frame decoding --------------------------------------------------------- */
 
-/* Writes the 21-byte header: type, 16 session bytes (all zero for a NULL session), u32 LE length. */
-void ptc_header_encode(uint8_t out[PTC_HDR_LEN], uint8_t type, const ptc_uuid *session, uint32_t len)
+/* Writes the 21-byte header: type, session (NULL: all zero), u32 LE length. */
+void ptc_header_encode(uint8_t out[PTC_HDR_LEN], uint8_t type, const ptc_uuid *session,
+                       uint32_t len)
 {
     out[0] = type;
     if (session)
@@ -366,11 +376,11 @@ int ptc_frame_close(struct ptc_buf *b, long mark)
 /* ---- stream decoder -------------------------------------------------------------------------- */
 
 /*
- * Layout: buf[pos..len) holds bytes not yet taken out by ptc_stream_next: zero or more whole frames,
- * then at most one incomplete frame. Every header in there has already passed header_check, because
- * feed judges each header as its bytes arrive and stops at the first bad one (sticky err). Frames
- * before a bad header are still handed out by next; the error comes after them, which is the same
- * sequence a ptc_frame_decode loop over the whole input gives.
+ * Layout: buf[pos..len) holds bytes not yet taken out by ptc_stream_next: zero or more whole
+ * frames, then at most one incomplete frame. Every header in there has already passed header_check,
+ * because feed judges each header as its bytes arrive and stops at the first bad one (sticky err).
+ * Frames before a bad header are still handed out by next; the error comes after them, which is the
+ * same sequence a ptc_frame_decode loop over the whole input gives.
  */
 
 /* Starts an empty decoder that accepts payloads up to max_frame bytes. Allocates nothing. */
@@ -485,4 +495,7 @@ int ptc_stream_next(struct ptc_stream *s, struct ptc_frame *f)
 }
 
 /* Bytes buffered after the last whole frame: 0 means the stream stands at a frame boundary. */
-size_t ptc_stream_pending(const struct ptc_stream *s) { return s->len - stream_boundary(s); }
+size_t ptc_stream_pending(const struct ptc_stream *s)
+{
+    return s->len - stream_boundary(s);
+}

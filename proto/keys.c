@@ -1,14 +1,16 @@
 /*
  * Key names to the bytes an xterm sends for them in normal (not application) cursor mode, for
  * `ptcat send --key` and scripts. Named keys live in the ptc_keys table; the control family
- * (C-a .. C-z, C-@, C-[, C-\, C-], C-^, C-_, C-Space) is computed, since each is one byte below 0x20.
- * All names are matched without regard to case.
+ * (C-a .. C-z, C-@, C-[, C-\, C-], C-^, C-_, C-Space) is computed, since each is one byte below
+ * 0x20. All names are matched without regard to case.
  */
 #include "ptc.h"
 
 #include <string.h>
 #include <strings.h>
 
+/* One key per line: clang-format would pack the table into columns. */
+/* clang-format off */
 #define KEY(n, b) {n, b, (uint8_t)(sizeof b - 1)}
 
 /* The named keys, NULL-name terminated. */
@@ -42,6 +44,7 @@ const struct ptc_key ptc_keys[] = {
     KEY("F12", "\x1b[24~"),
     {NULL, NULL, 0},
 };
+/* clang-format on */
 
 /* One storage byte per control code, so C-<x> can hand out a pointer to static bytes. */
 static const char ctl_bytes[32] = {
@@ -79,7 +82,7 @@ static int ctl_code(const char *k)
     }
 }
 
-/* Looks up a key name (any case). 0 with the bytes (static storage) and their count, or PTC_EINVAL. */
+/* Looks up a key name (any case): 0 with static bytes and their count, or PTC_EINVAL. */
 int ptc_key_lookup(const char *name, const char **bytes, size_t *n)
 {
     if (!name)

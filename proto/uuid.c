@@ -20,7 +20,10 @@ int ptc_uuid_random(ptc_uuid *u)
 }
 
 /* Byte indexes after which the text form has a dash: 8-4-4-4-12 hex digits. */
-static bool dash_after(int i) { return i == 3 || i == 5 || i == 7 || i == 9; }
+static bool dash_after(int i)
+{
+    return i == 3 || i == 5 || i == 7 || i == 9;
+}
 
 /* Writes the lowercase 8-4-4-4-12 text form and a NUL. */
 void ptc_uuid_format(const ptc_uuid *u, char out[PTC_UUID_STRLEN + 1])
@@ -77,4 +80,7 @@ bool ptc_uuid_is_zero(const ptc_uuid *u)
 }
 
 /* True if both UUIDs have the same 16 bytes. */
-bool ptc_uuid_eq(const ptc_uuid *a, const ptc_uuid *b) { return memcmp(a->b, b->b, 16) == 0; }
+bool ptc_uuid_eq(const ptc_uuid *a, const ptc_uuid *b)
+{
+    return memcmp(a->b, b->b, 16) == 0;
+}

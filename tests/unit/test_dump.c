@@ -13,8 +13,8 @@
 
 #include "ptc.h"
 
-static const ptc_uuid SID = {{0x1b, 0x4e, 0x28, 0xba, 0x2f, 0xa1, 0x4e, 0x2b, 0x88, 0x3f, 0x00, 0x10,
-                              0x20, 0x30, 0x40, 0x50}};
+static const ptc_uuid SID = {{0x1b, 0x4e, 0x28, 0xba, 0x2f, 0xa1, 0x4e, 0x2b, 0x88, 0x3f, 0x00,
+                              0x10, 0x20, 0x30, 0x40, 0x50}};
 #define SID_TEXT "1b4e28ba-2fa1-4e2b-883f-001020304050"
 
 static struct ptc_frame frame(uint8_t type, const ptc_uuid *s, const void *p, size_t n)
@@ -34,7 +34,8 @@ static void expect(const struct ptc_frame *f, const char *want)
     cr_assert_eq(n, strlen(want));
 }
 
-static const uint8_t OUT_PAYLOAD[] = {0x2a, 0, 0, 0, 0, 0, 0, 0, 'h', 'e', 'l', 'l', 'o', '\r', '\n'};
+static const uint8_t OUT_PAYLOAD[] = {0x2a, 0,   0,   0,   0,   0,    0,   0,
+                                      'h',  'e', 'l', 'l', 'o', '\r', '\n'};
 
 Test(dump, output)
 {
@@ -44,8 +45,8 @@ Test(dump, output)
 
 Test(dump, output_escapes_and_truncates)
 {
-    uint8_t p[8 + 9] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x1b, 0x7f,
-                        0xff, '"',  '\\', '\t', ' ',  '~'};
+    uint8_t p[8 + 9] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00,
+                        0x1b, 0x7f, 0xff, '"',  '\\', '\t', ' ',  '~'};
     struct ptc_frame f = frame(PTC_OUTPUT, NULL, p, sizeof p);
     expect(&f, "OUTPUT session=0 len=17 offset=18446744073709551615 "
                "data=\"\\x00\\x1b\\x7f\\xff\\\"\\\\\\t ~\"");
@@ -118,7 +119,8 @@ Test(dump, msgpack_every_kind)
     uint8_t p[128];
     size_t n = 0;
     p[n++] = 0x8a;
-#define STR(s) (p[n++] = (uint8_t)(0xa0 | (sizeof s - 1)), memcpy(p + n, s, sizeof s - 1), n += sizeof s - 1)
+#define STR(s)                                                                                     \
+    (p[n++] = (uint8_t)(0xa0 | (sizeof s - 1)), memcpy(p + n, s, sizeof s - 1), n += sizeof s - 1)
     STR("id");
     p[n++] = 0x07;
     STR("ok");
@@ -173,7 +175,8 @@ Test(dump, msgpack_string_escaped_and_cut)
     p[3] = '\n';
     struct ptc_frame f = frame(PTC_EVENT, NULL, p, sizeof p);
     char want[256];
-    snprintf(want, sizeof want, "EVENT session=0 len=103 [\"\\n%.*s\"...]", 63, "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq");
+    snprintf(want, sizeof want, "EVENT session=0 len=103 [\"\\n%.*s\"...]", 63,
+             "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq");
     expect(&f, want);
 }
 
@@ -186,8 +189,8 @@ Test(dump, bad_msgpack)
     } cases[] = {
         {"", 0, "STATE session=0 len=0 <bad msgpack: 0 bytes>"},
         {"\xc1", 1, "STATE session=0 len=1 <bad msgpack: 1 bytes>"},
-        {"\x82\xa2id\x01", 5, "STATE session=0 len=5 <bad msgpack: 5 bytes>"},   /* truncated */
-        {"\x80\x80", 2, "STATE session=0 len=2 <bad msgpack: 2 bytes>"},         /* trailing */
+        {"\x82\xa2id\x01", 5, "STATE session=0 len=5 <bad msgpack: 5 bytes>"},       /* truncated */
+        {"\x80\x80", 2, "STATE session=0 len=2 <bad msgpack: 2 bytes>"},             /* trailing */
         {"\xdd\xff\xff\xff\xff", 5, "STATE session=0 len=5 <bad msgpack: 5 bytes>"}, /* forged */
         {"\xdf\x7f\xff\xff\xff\x01\x02", 7, "STATE session=0 len=7 <bad msgpack: 7 bytes>"},
         {"\xc6\xff\xff\xff\xff", 5, "STATE session=0 len=5 <bad msgpack: 5 bytes>"},
@@ -255,7 +258,8 @@ Test(dump, payload_at_guard_page)
                 char out[1024];
                 size_t n = ptc_frame_dump(&f, out, sizeof out);
                 cr_assert_eq(n, strlen(out));
-                cr_assert_eq(strncmp(out, ptc_type_name((uint8_t)t), strlen(ptc_type_name((uint8_t)t))), 0);
+                cr_assert_eq(
+                    strncmp(out, ptc_type_name((uint8_t)t), strlen(ptc_type_name((uint8_t)t))), 0);
             }
         }
     }

@@ -14,8 +14,8 @@
 
 #include "ptc.h"
 
-static const ptc_uuid SID = {{0x1b, 0x4e, 0x28, 0xba, 0x2f, 0xa1, 0x4e, 0x2b, 0x88, 0x3f, 0x00, 0x10,
-                              0x20, 0x30, 0x40, 0x50}};
+static const ptc_uuid SID = {{0x1b, 0x4e, 0x28, 0xba, 0x2f, 0xa1, 0x4e, 0x2b, 0x88, 0x3f, 0x00,
+                              0x10, 0x20, 0x30, 0x40, 0x50}};
 
 /* An OUTPUT frame for SID, offset 0x0102030405060708, data "hi\n", written out by hand. */
 static const uint8_t OUTPUT_BYTES[] = {
@@ -134,7 +134,8 @@ static void same_result(const struct result *a, const struct result *b, const ch
     cr_assert_eq(a->verdict, b->verdict, "%s: verdict %d vs %d", what, a->verdict, b->verdict);
     cr_assert_eq(a->nrec, b->nrec, "%s: %zu vs %zu frames", what, a->nrec, b->nrec);
     if (a->verdict == 0)
-        cr_assert_eq(a->pending, b->pending, "%s: pending %zu vs %zu", what, a->pending, b->pending);
+        cr_assert_eq(a->pending, b->pending, "%s: pending %zu vs %zu", what, a->pending,
+                     b->pending);
     for (size_t i = 0; i < a->nrec; i++) {
         cr_assert_eq(a->recs[i].type, b->recs[i].type, "%s: frame %zu", what, i);
         cr_assert(ptc_uuid_eq(&a->recs[i].session, &b->recs[i].session));
@@ -192,7 +193,10 @@ static const uint8_t *guard_put(struct guard *g, const uint8_t *src, size_t n)
     return dst;
 }
 
-static void guard_free(struct guard *g) { munmap(g->base, 2 * g->page); }
+static void guard_free(struct guard *g)
+{
+    munmap(g->base, 2 * g->page);
+}
 
 /* Every prefix of buf, flush against the guard, decodes like the same prefix on the heap. */
 static void check_prefixes_at_guard(const uint8_t *buf, size_t n, uint32_t max)
@@ -328,12 +332,24 @@ Test(frame, payload_shapes)
         uint32_t len;
         int want;
     } cases[] = {
-        {PTC_OUTPUT, 0, PTC_EPAYLOAD}, {PTC_OUTPUT, 7, PTC_EPAYLOAD}, {PTC_OUTPUT, 8, 0},
-        {PTC_OUTPUT, 9, 0},            {PTC_RESIZE, 0, PTC_EPAYLOAD}, {PTC_RESIZE, 3, PTC_EPAYLOAD},
-        {PTC_RESIZE, 4, 0},            {PTC_RESIZE, 5, PTC_EPAYLOAD}, {PTC_ACK, 7, PTC_EPAYLOAD},
-        {PTC_ACK, 8, 0},               {PTC_ACK, 9, PTC_EPAYLOAD},    {PTC_ACK, 0, PTC_EPAYLOAD},
-        {PTC_INPUT, 0, 0},             {PTC_STATE, 0, 0},             {PTC_REQUEST, 1, 0},
-        {PTC_REPLY, 16, 0},            {PTC_EVENT, 0, 0},             {0x77, 0, 0},
+        {PTC_OUTPUT, 0, PTC_EPAYLOAD},
+        {PTC_OUTPUT, 7, PTC_EPAYLOAD},
+        {PTC_OUTPUT, 8, 0},
+        {PTC_OUTPUT, 9, 0},
+        {PTC_RESIZE, 0, PTC_EPAYLOAD},
+        {PTC_RESIZE, 3, PTC_EPAYLOAD},
+        {PTC_RESIZE, 4, 0},
+        {PTC_RESIZE, 5, PTC_EPAYLOAD},
+        {PTC_ACK, 7, PTC_EPAYLOAD},
+        {PTC_ACK, 8, 0},
+        {PTC_ACK, 9, PTC_EPAYLOAD},
+        {PTC_ACK, 0, PTC_EPAYLOAD},
+        {PTC_INPUT, 0, 0},
+        {PTC_STATE, 0, 0},
+        {PTC_REQUEST, 1, 0},
+        {PTC_REPLY, 16, 0},
+        {PTC_EVENT, 0, 0},
+        {0x77, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = raw_frame(b, cases[i].type, cases[i].len, z, cases[i].len);
@@ -389,7 +405,8 @@ Test(frame, empty_output_data_and_empty_payload)
 /* OUTPUT, an extension frame, an empty INPUT, a RESIZE, an ACK, a REQUEST {id:1, op:"list"}. */
 static size_t build_sequence(uint8_t *b)
 {
-    static const uint8_t req[] = {0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'p', 0xa4, 'l', 'i', 's', 't'};
+    static const uint8_t req[] = {0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o',
+                                  'p',  0xa4, 'l', 'i', 's',  't'};
     static const uint8_t ack[] = {0x10, 0x27, 0, 0, 0, 0, 0, 0};
     size_t n = 0;
     memcpy(b, OUTPUT_BYTES, sizeof OUTPUT_BYTES);
@@ -463,13 +480,13 @@ Test(frame, stream_agrees_on_invalid_sequences)
     cr_assert_eq(want.verdict, PTC_ECORE);
     check_all_ways(c, n, 1024, &want);
     check_prefixes_at_guard(c, n, 1024);
-    /* Frame 2's length over max_frame (5 > 4): one frame, then ETOOBIG. */
-    decode_all(b, n, 11 /* OUTPUT fits, the extension's 5 does too */, &want);
-    cr_assert_eq(want.verdict, PTC_ETOOBIG); /* the REQUEST's 13 does not */
+    /* max_frame 11: the first five frames fit, the REQUEST's 13 bytes do not. */
+    decode_all(b, n, 11, &want);
+    cr_assert_eq(want.verdict, PTC_ETOOBIG);
     cr_assert_eq(want.nrec, 5);
     check_all_ways(b, n, 11, &want);
     decode_all(b, n, 4, &want);
-    cr_assert_eq(want.nrec, 0); /* OUTPUT's 11 is over 4 */
+    cr_assert_eq(want.nrec, 0); /* max_frame 4: already the OUTPUT's 11 is over */
     cr_assert_eq(want.verdict, PTC_ETOOBIG);
     check_all_ways(b, n, 4, &want);
     check_prefixes_at_guard(b, n, 4);
@@ -732,7 +749,8 @@ Test(frame, buf_reserve_and_headroom)
 
 Test(frame, type_names)
 {
-    const char *names[] = {"OUTPUT", "RESIZE", "ACK", "STATE", "INPUT", "REQUEST", "REPLY", "EVENT"};
+    const char *names[] = {"OUTPUT", "RESIZE",  "ACK",   "STATE",
+                           "INPUT",  "REQUEST", "REPLY", "EVENT"};
     for (int t = 1; t <= 8; t++) {
         cr_assert(ptc_type_is_known((uint8_t)t));
         cr_assert_str_eq(ptc_type_name((uint8_t)t), names[t - 1]);

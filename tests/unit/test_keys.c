@@ -85,8 +85,8 @@ Test(keys, case_insensitive)
 
 Test(keys, unknown_names)
 {
-    const char *bad[] = {"", "C-", "C-ab", "C-1", "C-?", "C-Spacex", "Enterx", "F13", "F0",
-                         "Ctrl-c", "C c", "Up ", "PageUp", "-"};
+    const char *bad[] = {"",    "C-", "C-ab",   "C-1", "C-?", "C-Spacex", "Enterx",
+                         "F13", "F0", "Ctrl-c", "C c", "Up ", "PageUp",   "-"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *b = (const char *)1;
         size_t n = 77;
