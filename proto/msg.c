@@ -52,7 +52,7 @@ static const char *const attention_names[PTC_ATT__COUNT] = {"active", "idle", "a
 static const char *const mode_names[] = {NULL, "interactive", "view"};
 static const char *const until_names[] = {"exit", "idle", "match"};
 static const char *const code_names[PTC_C__COUNT] = {
-    "bad_request", "unauthorized", "forbidden", "no_such_session", "not_attached",
+    "bad_request", "unauthorized", "forbidden",           "no_such_session", "not_attached",
     "gone",        "limit",        "unsupported_version", "internal",
 };
 /* The `scope` of a hello reply, indexed by enum ptc_mode. */
@@ -133,17 +133,17 @@ struct signame {
 };
 
 static const struct signame signames[] = {
-    {SIGHUP, "HUP", true},     {SIGINT, "INT", true},       {SIGQUIT, "QUIT", true},
-    {SIGILL, "ILL", false},    {SIGTRAP, "TRAP", false},    {SIGABRT, "ABRT", false},
-    {SIGBUS, "BUS", false},    {SIGFPE, "FPE", false},      {SIGKILL, "KILL", true},
-    {SIGUSR1, "USR1", true},   {SIGSEGV, "SEGV", false},    {SIGUSR2, "USR2", true},
-    {SIGPIPE, "PIPE", false},  {SIGALRM, "ALRM", false},    {SIGTERM, "TERM", true},
+    {SIGHUP, "HUP", true},        {SIGINT, "INT", true},    {SIGQUIT, "QUIT", true},
+    {SIGILL, "ILL", false},       {SIGTRAP, "TRAP", false}, {SIGABRT, "ABRT", false},
+    {SIGBUS, "BUS", false},       {SIGFPE, "FPE", false},   {SIGKILL, "KILL", true},
+    {SIGUSR1, "USR1", true},      {SIGSEGV, "SEGV", false}, {SIGUSR2, "USR2", true},
+    {SIGPIPE, "PIPE", false},     {SIGALRM, "ALRM", false}, {SIGTERM, "TERM", true},
 #ifdef SIGSTKFLT
     {SIGSTKFLT, "STKFLT", false},
 #endif
-    {SIGCHLD, "CHLD", false},  {SIGCONT, "CONT", true},     {SIGSTOP, "STOP", true},
-    {SIGTSTP, "TSTP", false},  {SIGTTIN, "TTIN", false},    {SIGTTOU, "TTOU", false},
-    {SIGURG, "URG", false},    {SIGXCPU, "XCPU", false},    {SIGXFSZ, "XFSZ", false},
+    {SIGCHLD, "CHLD", false},     {SIGCONT, "CONT", true},  {SIGSTOP, "STOP", true},
+    {SIGTSTP, "TSTP", false},     {SIGTTIN, "TTIN", false}, {SIGTTOU, "TTOU", false},
+    {SIGURG, "URG", false},       {SIGXCPU, "XCPU", false}, {SIGXFSZ, "XFSZ", false},
     {SIGVTALRM, "VTALRM", false}, {SIGPROF, "PROF", false}, {SIGWINCH, "WINCH", true},
 #ifdef SIGIO
     {SIGIO, "IO", false},
@@ -235,7 +235,7 @@ char *ptc_str_dup(struct ptc_str v)
     return s;
 }
 
-/* ---- structural pre-scan ----------------------------------------------------------------------- */
+/* ---- structural pre-scan --------------------------------------------------------------------- */
 
 enum mp_kind { MP_SCALAR, MP_STR, MP_BIN, MP_EXT, MP_ARRAY, MP_MAP };
 
@@ -284,13 +284,15 @@ static int mp_head_read(const uint8_t **pp, const uint8_t *end, struct mp_head *
         /* negative fixint */
     } else {
         switch (c) {
-        case 0xc0: case 0xc2: case 0xc3:
+        case 0xc0:
+        case 0xc2:
+        case 0xc3:
             break;
-        case 0xc4: case 0xc5: case 0xc6:
+        case 0xc4 ... 0xc6:
             h->kind = MP_BIN;
             w = 1u << (c - 0xc4);
             break;
-        case 0xc7: case 0xc8: case 0xc9:
+        case 0xc7 ... 0xc9:
             h->kind = MP_EXT;
             w = 1u << (c - 0xc7);
             break;
@@ -300,14 +302,14 @@ static int mp_head_read(const uint8_t **pp, const uint8_t *end, struct mp_head *
         case 0xcb:
             w = 8;
             break;
-        case 0xcc: case 0xcd: case 0xce: case 0xcf:
+        case 0xcc ... 0xcf:
             w = 1u << (c - 0xcc);
             if (avail < w)
                 return PTC_EMSGPACK;
             h->is_uint = true;
             h->u = be_read(p, w);
             break;
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+        case 0xd0 ... 0xd3:
             w = 1u << (c - 0xd0);
             if (avail < w)
                 return PTC_EMSGPACK;
@@ -316,20 +318,22 @@ static int mp_head_read(const uint8_t **pp, const uint8_t *end, struct mp_head *
                 h->u = be_read(p, w);
             }
             break;
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+        case 0xd4 ... 0xd8:
             h->kind = MP_EXT;
             h->n = 1u << (c - 0xd4);
             h->body = h->n + 1;
             break;
-        case 0xd9: case 0xda: case 0xdb:
+        case 0xd9 ... 0xdb:
             h->kind = MP_STR;
             w = 1u << (c - 0xd9);
             break;
-        case 0xdc: case 0xdd:
+        case 0xdc:
+        case 0xdd:
             h->kind = MP_ARRAY;
             w = c == 0xdc ? 2 : 4;
             break;
-        case 0xde: case 0xdf:
+        case 0xde:
+        case 0xdf:
             h->kind = MP_MAP;
             w = c == 0xde ? 2 : 4;
             break;
@@ -362,7 +366,8 @@ static void printable(char out[44], const char *s, size_t n)
     out[k] = '\0';
 }
 
-static void msg_set(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void msg_set(char *msg, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void msg_set(char *msg, size_t cap, const char *fmt, ...)
 {
     if (!msg || !cap)
@@ -438,8 +443,8 @@ static int scan(const uint8_t *buf, size_t n, const struct ptc_limits *lim, char
             /* every element takes at least one byte: a count beyond that is forged */
             uint64_t elems = h.kind == MP_MAP ? h.n * 2 : h.n;
             if (elems > remain) {
-                msg_set(msg, cap, "%s: container count %llu larger than the bytes left",
-                        where, (unsigned long long)h.n);
+                msg_set(msg, cap, "%s: container count %llu larger than the bytes left", where,
+                        (unsigned long long)h.n);
                 return PTC_EMSGPACK;
             }
             if (d + 1 > maxd) {
@@ -546,7 +551,7 @@ int ptc_reply_peek_id(const uint8_t *buf, size_t n, uint64_t *id)
     return rc;
 }
 
-/* ---- reading msgpack objects ------------------------------------------------------------------ */
+/* ---- reading msgpack objects ----------------------------------------------------------------- */
 
 /* What a parser needs: the root map, limits and where the error message goes. */
 struct pctx {
@@ -555,7 +560,8 @@ struct pctx {
     struct ptc_perr *err;
 };
 
-static int fail(struct pctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct pctx *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(struct pctx *c, int code, const char *fmt, ...)
 {
     va_list ap;
@@ -789,7 +795,8 @@ static int buf_write(void *data, const char *p, size_t n)
     return ptc_buf_append(data, p, n) == 0 ? 0 : -1;
 }
 
-/* The pack functions return -1 when the write callback failed, i.e. ptc_buf_append ran out of memory. */
+/* The pack functions return -1 when the write callback failed, i.e. ptc_buf_append ran out of
+ * memory. */
 #define PK(x)                                                                                      \
     do {                                                                                           \
         if ((x) != 0)                                                                              \
@@ -1051,19 +1058,21 @@ struct resdef {
     size_t off; /* offset of the field in struct ptc_reply */
 };
 
-/* One row per op: its name, the arguments of its REQUEST and the results of its REPLY, in wire order. */
+/* One row per op: its name, the arguments of its REQUEST and the results of its REPLY, in wire
+ * order. */
 struct opdef {
     const char *name;
-    uint32_t required; /* PTC_HAS_* bits of arguments that must be present */
+    uint32_t required;     /* PTC_HAS_* bits of arguments that must be present */
     struct argdef args[9]; /* NULL-key terminated */
-    struct resdef res[6]; /* NULL-key terminated */
+    struct resdef res[6];  /* NULL-key terminated */
 };
 
 #define RQ(f) offsetof(struct ptc_request, f)
 #define RP(f) offsetof(struct ptc_reply, f)
 
 static const struct opdef ops[PTC_OP__COUNT] = {
-    [PTC_OP_HELLO] = {"hello", PTC_HAS_VERSION,
+    [PTC_OP_HELLO] = {"hello",
+                      PTC_HAS_VERSION,
                       {{"version", ARG_UINT, PTC_HAS_VERSION, RQ(version)},
                        {"token", ARG_STR, PTC_HAS_TOKEN, RQ(token)},
                        {"client", ARG_STR, PTC_HAS_CLIENT, RQ(client)}},
@@ -1071,7 +1080,8 @@ static const struct opdef ops[PTC_OP__COUNT] = {
                        {"version", RES_UINT, RP(version)},
                        {"max_frame", RES_UINT, RP(max_frame)},
                        {"scope", RES_SCOPE, RP(scope)}}},
-    [PTC_OP_OPEN] = {"open", 0,
+    [PTC_OP_OPEN] = {"open",
+                     0,
                      {{"argv", ARG_ARGV, PTC_HAS_ARGV, 0},
                       {"cwd", ARG_TEXT, PTC_HAS_CWD, RQ(cwd)},
                       {"env", ARG_ENV, PTC_HAS_ENV, 0},
@@ -1085,7 +1095,8 @@ static const struct opdef ops[PTC_OP__COUNT] = {
                       {"state", RES_STATE, RP(state)}}},
     [PTC_OP_LIST] = {"list", 0, {{0}}, {{"sessions", RES_INFOS, 0}}},
     [PTC_OP_INFO] = {"info", 0, {{0}}, {{"info", RES_INFO, RP(info)}}},
-    [PTC_OP_ATTACH] = {"attach", 0,
+    [PTC_OP_ATTACH] = {"attach",
+                       0,
                        {{"offset", ARG_UINT, PTC_HAS_OFFSET, RQ(offset)},
                         {"mode", ARG_MODE, PTC_HAS_MODE, RQ(mode)},
                         {"window", ARG_UINT, PTC_HAS_WINDOW, RQ(window)}},
@@ -1095,18 +1106,22 @@ static const struct opdef ops[PTC_OP__COUNT] = {
                         {"cols", RES_DIM, RP(cols)},
                         {"rows", RES_DIM, RP(rows)}}},
     [PTC_OP_DETACH] = {"detach", 0, {{0}}, {{0}}},
-    [PTC_OP_SIGNAL] = {"signal", PTC_HAS_SIGNAL,
-                       {{"signal", ARG_SIGNAL, PTC_HAS_SIGNAL, RQ(signal)}}, {{0}}},
+    [PTC_OP_SIGNAL] = {"signal",
+                       PTC_HAS_SIGNAL,
+                       {{"signal", ARG_SIGNAL, PTC_HAS_SIGNAL, RQ(signal)}},
+                       {{0}}},
     [PTC_OP_KILL] = {"kill", 0, {{"grace_ms", ARG_UINT, PTC_HAS_GRACE, RQ(grace_ms)}}, {{0}}},
     [PTC_OP_REMOVE] = {"remove", 0, {{0}}, {{0}}},
-    [PTC_OP_READ] = {"read", 0,
+    [PTC_OP_READ] = {"read",
+                     0,
                      {{"offset", ARG_UINT, PTC_HAS_OFFSET, RQ(offset)},
                       {"max", ARG_UINT, PTC_HAS_MAX, RQ(max)}},
                      {{"data", RES_BIN, RP(data)},
                       {"offset", RES_UINT, RP(offset)},
                       {"next", RES_UINT, RP(next)},
                       {"truncated", RES_BOOL, RP(truncated)}}},
-    [PTC_OP_WAIT] = {"wait", PTC_HAS_UNTIL,
+    [PTC_OP_WAIT] = {"wait",
+                     PTC_HAS_UNTIL,
                      {{"until", ARG_UNTIL, PTC_HAS_UNTIL, RQ(until)},
                       {"idle_ms", ARG_UINT, PTC_HAS_IDLE_MS, RQ(idle_ms)},
                       {"pattern", ARG_TEXT, PTC_HAS_PATTERN, RQ(pattern)},
@@ -1155,7 +1170,8 @@ static int parse_env(struct pctx *c, const msgpack_object *o, struct ptc_request
         if (k->via.str.size == 0)
             return fail(c, PTC_ETYPE, "env: empty key");
         if (k->via.str.size > lim->max_arg_len || v->via.str.size > lim->max_arg_len)
-            return fail(c, PTC_ELIMIT, "env: entry longer than %u bytes", (unsigned)lim->max_arg_len);
+            return fail(c, PTC_ELIMIT, "env: entry longer than %u bytes",
+                        (unsigned)lim->max_arg_len);
         if (has_byte(k->via.str.ptr, k->via.str.size, '=') ||
             has_byte(k->via.str.ptr, k->via.str.size, '\0') ||
             has_byte(v->via.str.ptr, v->via.str.size, '\0'))
@@ -1187,7 +1203,8 @@ static int parse_arg(struct pctx *c, const struct argdef *a, struct ptc_request 
         break;
     case ARG_TEXT:
         rc = get_str(c, a->key, req, c->lim->max_arg_len, (struct ptc_str *)(void *)f);
-        if (rc > 0 && has_byte(((struct ptc_str *)(void *)f)->p, ((struct ptc_str *)(void *)f)->n, '\0'))
+        if (rc > 0 &&
+            has_byte(((struct ptc_str *)(void *)f)->p, ((struct ptc_str *)(void *)f)->n, '\0'))
             rc = fail(c, PTC_ETYPE, "%s: contains a NUL byte", a->key);
         break;
     case ARG_ARGV:
@@ -1514,8 +1531,8 @@ static int res_parse(struct pctx *c, const struct resdef *d, struct ptc_reply *r
 }
 
 /* Parses a REPLY payload for rp->op (set by the caller). 0 or a negative code. */
-int ptc_reply_parse(const uint8_t *buf, size_t n, const struct ptc_limits *lim, struct ptc_reply *rp,
-                    struct ptc_perr *err)
+int ptc_reply_parse(const uint8_t *buf, size_t n, const struct ptc_limits *lim,
+                    struct ptc_reply *rp, struct ptc_perr *err)
 {
     struct ptc_perr dummy;
     if (!err)

@@ -57,13 +57,13 @@ static bool sv_eq(struct ptc_str a, struct ptc_str b)
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
 
-static struct ptc_str S(const char *s)
-{
+static struct ptc_str S(const char *s) {
     return ptc_str_c(s);
 }
 
 /* Parses a request from raw bytes; returns the code and leaves r/err filled. */
-static int req_parse(const void *p, size_t n, struct ptc_request *r, struct ptc_perr *err)
+static int
+req_parse(const void *p, size_t n, struct ptc_request *r, struct ptc_perr *err)
 {
     return ptc_request_parse(p, n, &ptc_limits_default, r, err);
 }
@@ -157,8 +157,8 @@ static void guard_free(struct guarded *g, size_t n)
 
 Test(names, ops_round_trip)
 {
-    static const char *const want[] = {"hello",  "open",   "list", "info",   "attach", "detach",
-                                       "signal", "kill",   "remove", "read", "wait",   "subscribe"};
+    static const char *const want[] = {"hello",  "open", "list",   "info", "attach", "detach",
+                                       "signal", "kill", "remove", "read", "wait",   "subscribe"};
     cr_assert_eq(sizeof(want) / sizeof(want[0]), PTC_OP__COUNT);
     for (int i = 0; i < PTC_OP__COUNT; i++) {
         cr_assert_str_eq(ptc_op_name(i), want[i]);
@@ -210,9 +210,9 @@ Test(names, states_attention_modes_until_codes)
     cr_assert_eq(ptc_until_from_name("match", 5), PTC_UNTIL_MATCH);
     cr_assert_eq(ptc_until_from_name("matc", 4), PTC_EINVAL);
 
-    static const char *const codes[] = {"bad_request", "unauthorized", "forbidden",
-                                        "no_such_session", "not_attached", "gone",
-                                        "limit", "unsupported_version", "internal"};
+    static const char *const codes[] = {"bad_request",     "unauthorized",        "forbidden",
+                                        "no_such_session", "not_attached",        "gone",
+                                        "limit",           "unsupported_version", "internal"};
     cr_assert_eq(sizeof(codes) / sizeof(codes[0]), PTC_C__COUNT);
     for (int i = 0; i < PTC_C__COUNT; i++) {
         cr_assert_str_eq(ptc_code_name(i), codes[i]);
@@ -226,8 +226,8 @@ Test(names, signals)
     static const struct {
         const char *name;
         int signo;
-    } set[] = {{"INT", SIGINT},   {"TERM", SIGTERM},   {"HUP", SIGHUP},   {"KILL", SIGKILL},
-               {"STOP", SIGSTOP}, {"CONT", SIGCONT},   {"WINCH", SIGWINCH}, {"QUIT", SIGQUIT},
+    } set[] = {{"INT", SIGINT},   {"TERM", SIGTERM}, {"HUP", SIGHUP},     {"KILL", SIGKILL},
+               {"STOP", SIGSTOP}, {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"QUIT", SIGQUIT},
                {"USR1", SIGUSR1}, {"USR2", SIGUSR2}};
     char tmp[16];
     for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++) {
@@ -281,10 +281,17 @@ Test(names, limits_default)
 
 Test(scan, accepts_valid_and_scalars)
 {
-    static const uint8_t list[] = {0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'p', 0xa4, 'l', 'i', 's', 't'};
+    static const uint8_t list[] = {0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o',
+                                   'p',  0xa4, 'l', 'i', 's',  't'};
     cr_assert_eq(ptc_msg_scan(list, sizeof(list), NULL), 0);
-    static const uint8_t scalars[][9] = {{0xc0}, {0xc2}, {0xc3}, {0x7f}, {0xe0}, {0xcc, 1},
-                                         {0xd3, 0, 0, 0, 0, 0, 0, 0, 1}, {0xca, 0, 0, 0, 0}};
+    static const uint8_t scalars[][9] = {{0xc0},
+                                         {0xc2},
+                                         {0xc3},
+                                         {0x7f},
+                                         {0xe0},
+                                         {0xcc, 1},
+                                         {0xd3, 0, 0, 0, 0, 0, 0, 0, 1},
+                                         {0xca, 0, 0, 0, 0}};
     static const size_t lens[] = {1, 1, 1, 1, 1, 2, 9, 5};
     for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
         cr_assert_eq(ptc_msg_scan(scalars[i], lens[i], NULL), 0, "scalar %zu", i);
@@ -399,7 +406,8 @@ Test(request, build_is_deterministic)
     struct ptc_buf b;
     ptc_buf_init(&b, 0);
     cr_assert_eq(ptc_request_build(&b, &r), 0);
-    static const uint8_t want[] = {0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'p', 0xa4, 'l', 'i', 's', 't'};
+    static const uint8_t want[] = {0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o',
+                                   'p',  0xa4, 'l', 'i', 's',  't'};
     cr_assert_eq(b.len, sizeof(want));
     cr_assert_arr_eq(b.data, want, sizeof(want));
 
@@ -410,9 +418,9 @@ Test(request, build_is_deterministic)
     r.cols = 200;
     r.rows = 50;
     cr_assert_eq(ptc_request_build(&b, &r), 0);
-    static const uint8_t want2[] = {0x84, 0xa2, 'i', 'd', 0xcd, 0x01, 0x2c, 0xa2, 'o', 'p',
-                                    0xa4, 'o', 'p', 'e', 'n', 0xa4, 'c', 'o', 'l', 's', 0xcc, 200,
-                                    0xa4, 'r', 'o', 'w', 's', 0x32};
+    static const uint8_t want2[] = {0x84, 0xa2, 'i',  'd', 0xcd, 0x01, 0x2c, 0xa2, 'o', 'p',
+                                    0xa4, 'o',  'p',  'e', 'n',  0xa4, 'c',  'o',  'l', 's',
+                                    0xcc, 200,  0xa4, 'r', 'o',  'w',  's',  0x32};
     cr_assert_eq(b.len, sizeof(want2));
     cr_assert_arr_eq(b.data, want2, sizeof(want2));
     ptc_buf_free(&b);
@@ -568,7 +576,8 @@ Test(request, build_refuses_invalid)
     ptc_buf_free(&b);
 }
 
-/* ---- request failures ------------------------------------------------------------------------- */
+/* ---- request failures -------------------------------------------------------------------------
+ */
 
 Test(request_fail, not_a_map)
 {
@@ -604,11 +613,21 @@ Test(request_fail, bad_id)
         if (k > 0) {
             mp_s(&m, "id");
             switch (k) {
-            case 1: msgpack_pack_int(&m.pk, -1); break;
-            case 2: mp_s(&m, "1"); break;
-            case 3: msgpack_pack_double(&m.pk, 1.0); break;
-            case 4: msgpack_pack_true(&m.pk); break;
-            case 5: msgpack_pack_nil(&m.pk); break;
+            case 1:
+                msgpack_pack_int(&m.pk, -1);
+                break;
+            case 2:
+                mp_s(&m, "1");
+                break;
+            case 3:
+                msgpack_pack_double(&m.pk, 1.0);
+                break;
+            case 4:
+                msgpack_pack_true(&m.pk);
+                break;
+            case 5:
+                msgpack_pack_nil(&m.pk);
+                break;
             }
         }
         cr_assert_eq(req_parse(mp_buf(&m), m.sb.size, &r, &err), PTC_EPROTO, "case %d", k);
@@ -687,8 +706,21 @@ Test(request_fail, bad_op)
 }
 
 /* Kinds of values the bad-argument table can write. */
-enum val { V_NEG, V_FLOAT, V_STR, V_UINT, V_TRUE, V_BIN, V_EMPTY_ARRAY, V_EMPTY_MAP, V_ARRAY_INT,
-           V_MAP_INT, V_MAP_EMPTY_KEY, V_MAP_EQ_KEY, V_STR_NUL };
+enum val {
+    V_NEG,
+    V_FLOAT,
+    V_STR,
+    V_UINT,
+    V_TRUE,
+    V_BIN,
+    V_EMPTY_ARRAY,
+    V_EMPTY_MAP,
+    V_ARRAY_INT,
+    V_MAP_INT,
+    V_MAP_EMPTY_KEY,
+    V_MAP_EQ_KEY,
+    V_STR_NUL
+};
 
 struct badarg {
     const char *op;
@@ -710,11 +742,13 @@ static const struct badarg badargs[] = {
     {"open", "cols", V_UINT, 0, NULL, PTC_ETYPE, "cols: expected unsigned integer 1..65535"},
     {"open", "cols", V_UINT, 65536, NULL, PTC_ETYPE, "cols: expected unsigned integer 1..65535"},
     {"open", "rows", V_UINT, 0, NULL, PTC_ETYPE, "rows: expected unsigned integer 1..65535"},
-    {"open", "rows", V_UINT, 1ull << 40, NULL, PTC_ETYPE, "rows: expected unsigned integer 1..65535"},
+    {"open", "rows", V_UINT, 1ull << 40, NULL, PTC_ETYPE,
+     "rows: expected unsigned integer 1..65535"},
     {"open", "cols", V_NEG, 0, NULL, PTC_ETYPE, "cols: expected unsigned integer 1..65535"},
     {"open", "rows", V_FLOAT, 0, NULL, PTC_ETYPE, "rows: expected unsigned integer 1..65535"},
     {"open", "cols", V_STR, 0, "80", PTC_ETYPE, "cols: expected unsigned integer 1..65535"},
-    {"open", "argv", V_EMPTY_ARRAY, 0, NULL, PTC_ETYPE, "argv: expected non-empty array of strings"},
+    {"open", "argv", V_EMPTY_ARRAY, 0, NULL, PTC_ETYPE,
+     "argv: expected non-empty array of strings"},
     {"open", "argv", V_STR, 0, "bash", PTC_ETYPE, "argv: expected non-empty array of strings"},
     {"open", "argv", V_ARRAY_INT, 0, NULL, PTC_ETYPE, "argv[1]: expected string"},
     {"open", "cwd", V_UINT, 1, NULL, PTC_ETYPE, "cwd: expected string"},
@@ -722,10 +756,12 @@ static const struct badarg badargs[] = {
     {"open", "env", V_EMPTY_ARRAY, 0, NULL, PTC_ETYPE, "env: expected map of string to string"},
     {"open", "env", V_MAP_INT, 0, NULL, PTC_ETYPE, "env: expected map of string to string"},
     {"open", "env", V_MAP_EMPTY_KEY, 0, NULL, PTC_ETYPE, "env: empty key"},
-    {"open", "env", V_MAP_EQ_KEY, 0, NULL, PTC_ETYPE, "env: key with '=' or NUL, or value with NUL"},
+    {"open", "env", V_MAP_EQ_KEY, 0, NULL, PTC_ETYPE,
+     "env: key with '=' or NUL, or value with NUL"},
     {"open", "name", V_EMPTY_MAP, 0, NULL, PTC_ETYPE, "name: expected string"},
     {"open", "idle_ttl_s", V_NEG, 0, NULL, PTC_ETYPE, "idle_ttl_s: expected unsigned integer"},
-    {"open", "attach", V_STR, 0, "control", PTC_ETYPE, "attach: expected \"interactive\" or \"view\""},
+    {"open", "attach", V_STR, 0, "control", PTC_ETYPE,
+     "attach: expected \"interactive\" or \"view\""},
     {"open", "attach", V_TRUE, 0, NULL, PTC_ETYPE, "attach: expected \"interactive\" or \"view\""},
     {"attach", "offset", V_NEG, 0, NULL, PTC_ETYPE, "offset: expected unsigned integer"},
     {"attach", "mode", V_STR, 0, "View", PTC_ETYPE, "mode: expected \"interactive\" or \"view\""},
@@ -737,8 +773,10 @@ static const struct badarg badargs[] = {
     {"kill", "grace_ms", V_STR, 0, "5s", PTC_ETYPE, "grace_ms: expected unsigned integer"},
     {"read", "offset", V_FLOAT, 0, NULL, PTC_ETYPE, "offset: expected unsigned integer"},
     {"read", "max", V_NEG, 0, NULL, PTC_ETYPE, "max: expected unsigned integer"},
-    {"wait", "until", V_STR, 0, "forever", PTC_ETYPE, "until: expected \"exit\", \"idle\" or \"match\""},
-    {"wait", "until", V_UINT, 0, NULL, PTC_ETYPE, "until: expected \"exit\", \"idle\" or \"match\""},
+    {"wait", "until", V_STR, 0, "forever", PTC_ETYPE,
+     "until: expected \"exit\", \"idle\" or \"match\""},
+    {"wait", "until", V_UINT, 0, NULL, PTC_ETYPE,
+     "until: expected \"exit\", \"idle\" or \"match\""},
     {"wait", "idle_ms", V_NEG, 0, NULL, PTC_ETYPE, "idle_ms: expected unsigned integer"},
     {"wait", "pattern", V_BIN, 0, NULL, PTC_ETYPE, "pattern: expected string"},
     {"wait", "timeout_ms", V_TRUE, 0, NULL, PTC_ETYPE, "timeout_ms: expected unsigned integer"},
@@ -747,14 +785,30 @@ static const struct badarg badargs[] = {
 static void write_val(struct mp *m, const struct badarg *a)
 {
     switch (a->val) {
-    case V_NEG: msgpack_pack_int(&m->pk, -1); break;
-    case V_FLOAT: msgpack_pack_double(&m->pk, 2.0); break;
-    case V_STR: mp_s(m, a->s); break;
-    case V_UINT: mp_u(m, a->u); break;
-    case V_TRUE: msgpack_pack_true(&m->pk); break;
-    case V_BIN: msgpack_pack_bin_with_body(&m->pk, "ab", 2); break;
-    case V_EMPTY_ARRAY: msgpack_pack_array(&m->pk, 0); break;
-    case V_EMPTY_MAP: msgpack_pack_map(&m->pk, 0); break;
+    case V_NEG:
+        msgpack_pack_int(&m->pk, -1);
+        break;
+    case V_FLOAT:
+        msgpack_pack_double(&m->pk, 2.0);
+        break;
+    case V_STR:
+        mp_s(m, a->s);
+        break;
+    case V_UINT:
+        mp_u(m, a->u);
+        break;
+    case V_TRUE:
+        msgpack_pack_true(&m->pk);
+        break;
+    case V_BIN:
+        msgpack_pack_bin_with_body(&m->pk, "ab", 2);
+        break;
+    case V_EMPTY_ARRAY:
+        msgpack_pack_array(&m->pk, 0);
+        break;
+    case V_EMPTY_MAP:
+        msgpack_pack_map(&m->pk, 0);
+        break;
     case V_ARRAY_INT:
         msgpack_pack_array(&m->pk, 2);
         mp_s(m, "sh");
@@ -775,11 +829,14 @@ static void write_val(struct mp *m, const struct badarg *a)
         mp_s(m, "A=B");
         mp_s(m, "x");
         break;
-    case V_STR_NUL: msgpack_pack_str_with_body(&m->pk, "/t\0p", 4); break;
+    case V_STR_NUL:
+        msgpack_pack_str_with_body(&m->pk, "/t\0p", 4);
+        break;
     }
 }
 
-/* The valid required args of an op, written after the tested key (the first of a repeated key wins). */
+/* The valid required args of an op, written after the tested key (the first of a repeated key
+ * wins). */
 static int required_pairs(struct mp *m, const char *op, bool write)
 {
     if (!strcmp(op, "hello")) {
@@ -1053,8 +1110,8 @@ Test(request_fail, depth_bomb_and_item_bomb)
     /* {id: 3, op: "open", argv: [[[[...]]]]}: over the depth limit, id still readable */
     uint8_t buf[128];
     size_t n = 0;
-    static const uint8_t head[] = {0x83, 0xa2, 'i', 'd', 0x03, 0xa2, 'o', 'p', 0xa4, 'o', 'p', 'e', 'n',
-                                   0xa4, 'a', 'r', 'g', 'v'};
+    static const uint8_t head[] = {0x83, 0xa2, 'i', 'd', 0x03, 0xa2, 'o', 'p', 0xa4,
+                                   'o',  'p',  'e', 'n', 0xa4, 'a',  'r', 'g', 'v'};
     memcpy(buf, head, sizeof(head));
     n = sizeof(head);
     n += nested_arrays(buf + n, 40, true);
@@ -1106,10 +1163,12 @@ Test(request_fail, forged_counts_fail_in_the_scan)
     struct rlimit rl = {1ul << 30, 1ul << 30};
     cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
 #endif
-    static const uint8_t head[] = {0x83, 0xa2, 'i', 'd', 0x03, 0xa2, 'o', 'p', 0xa4, 'o', 'p', 'e', 'n',
-                                   0xa4, 'a', 'r', 'g', 'v'};
-    static const uint8_t forged[][5] = {{0xdd, 0x04, 0x00, 0x00, 0x00}, {0xdf, 0x04, 0x00, 0x00, 0x00},
-                                        {0xdd, 0xff, 0xff, 0xff, 0xff}, {0xdf, 0xff, 0xff, 0xff, 0xff}};
+    static const uint8_t head[] = {0x83, 0xa2, 'i', 'd', 0x03, 0xa2, 'o', 'p', 0xa4,
+                                   'o',  'p',  'e', 'n', 0xa4, 'a',  'r', 'g', 'v'};
+    static const uint8_t forged[][5] = {{0xdd, 0x04, 0x00, 0x00, 0x00},
+                                        {0xdf, 0x04, 0x00, 0x00, 0x00},
+                                        {0xdd, 0xff, 0xff, 0xff, 0xff},
+                                        {0xdf, 0xff, 0xff, 0xff, 0xff}};
     for (size_t i = 0; i < 4; i++) {
         uint8_t buf[64];
         memcpy(buf, head, sizeof(head));
@@ -1132,7 +1191,8 @@ Test(request_fail, forged_counts_fail_in_the_scan)
 
 Test(request_fail, trailing_bytes_and_c1)
 {
-    static const uint8_t ok[] = {0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'p', 0xa4, 'l', 'i', 's', 't'};
+    static const uint8_t ok[] = {0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o',
+                                 'p',  0xa4, 'l', 'i', 's',  't'};
     uint8_t buf[sizeof(ok) + 1];
     memcpy(buf, ok, sizeof(ok));
     struct ptc_request r;
@@ -1219,7 +1279,8 @@ Test(request, free_is_safe)
     ptc_request_free(&r);
     mp_done(&m);
     /* a NULL perr is allowed */
-    static const uint8_t ok[] = {0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'p', 0xa4, 'l', 'i', 's', 't'};
+    static const uint8_t ok[] = {0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o',
+                                 'p',  0xa4, 'l', 'i', 's',  't'};
     cr_assert_eq(ptc_request_parse(ok, sizeof(ok), NULL, &r, NULL), 0);
     ptc_request_free(&r);
 }
@@ -1336,21 +1397,24 @@ Test(reply, info_key_order_and_nils)
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     size_t off = 0;
-    cr_assert_eq(msgpack_unpack_next(&up, (const char *)b.data, b.len, &off), MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq(msgpack_unpack_next(&up, (const char *)b.data, b.len, &off),
+                 MSGPACK_UNPACK_SUCCESS);
     cr_assert_eq(up.data.via.map.size, 3);
     static const char *const top[] = {"id", "ok", "info"};
     for (int i = 0; i < 3; i++) {
         const msgpack_object *k = &up.data.via.map.ptr[i].key;
-        cr_assert(k->via.str.size == strlen(top[i]) && !memcmp(k->via.str.ptr, top[i], k->via.str.size));
+        cr_assert(k->via.str.size == strlen(top[i]) &&
+                  !memcmp(k->via.str.ptr, top[i], k->via.str.size));
     }
     const msgpack_object *info = &up.data.via.map.ptr[2].val;
-    static const char *const keys[] = {"id", "name", "argv", "cwd", "pid", "state", "exit_code",
-                                       "signal", "cols", "rows", "created_ms", "updated_ms",
-                                       "start", "end", "clients", "attention"};
+    static const char *const keys[] = {
+        "id",   "name", "argv",       "cwd",        "pid",   "state", "exit_code", "signal",
+        "cols", "rows", "created_ms", "updated_ms", "start", "end",   "clients",   "attention"};
     cr_assert_eq(info->via.map.size, 16);
     for (int i = 0; i < 16; i++) {
         const msgpack_object *k = &info->via.map.ptr[i].key;
-        cr_assert(k->via.str.size == strlen(keys[i]) && !memcmp(k->via.str.ptr, keys[i], k->via.str.size),
+        cr_assert(k->via.str.size == strlen(keys[i]) &&
+                      !memcmp(k->via.str.ptr, keys[i], k->via.str.size),
                   "key %d", i);
     }
     cr_assert_eq(info->via.map.ptr[0].val.type, MSGPACK_OBJECT_BIN);
@@ -1365,7 +1429,8 @@ Test(reply, info_key_order_and_nils)
     cr_assert_eq(ptc_reply_build(&b, &r), 0);
     msgpack_unpacked_init(&up);
     off = 0;
-    cr_assert_eq(msgpack_unpack_next(&up, (const char *)b.data, b.len, &off), MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq(msgpack_unpack_next(&up, (const char *)b.data, b.len, &off),
+                 MSGPACK_UNPACK_SUCCESS);
     const msgpack_object *sig = &up.data.via.map.ptr[2].val.via.map.ptr[7].val;
     cr_assert_eq(sig->type, MSGPACK_OBJECT_STR);
     cr_assert(sig->via.str.size == 4 && !memcmp(sig->via.str.ptr, "SEGV", 4));
@@ -1472,9 +1537,9 @@ Test(reply, error_reply)
     struct ptc_buf b;
     ptc_buf_init(&b, 0);
     cr_assert_eq(ptc_reply_build(&b, &r), 0);
-    static const uint8_t want[] = {0x84, 0xa2, 'i', 'd', 0x05, 0xa2, 'o', 'k', 0xc2, 0xa5, 'e', 'r', 'r',
-                                   'o', 'r', 0xa4, 'g', 'o', 'n', 'e', 0xa7, 'm', 'e', 's', 's', 'a',
-                                   'g', 'e', 0xa0};
+    static const uint8_t want[] = {0x84, 0xa2, 'i', 'd', 0x05, 0xa2, 'o', 'k', 0xc2, 0xa5,
+                                   'e',  'r',  'r', 'o', 'r',  0xa4, 'g', 'o', 'n',  'e',
+                                   0xa7, 'm',  'e', 's', 's',  'a',  'g', 'e', 0xa0};
     cr_assert_eq(b.len, sizeof(want));
     cr_assert_arr_eq(b.data, want, sizeof(want));
     r.error = PTC_C__COUNT;
@@ -1544,11 +1609,15 @@ Test(reply, parse_failures)
 
     /* a list whose second info has a bad state: error names the entry; earlier ones are freed */
     struct ptc_info infos[2] = {sample_info(0), sample_info(1)};
-    struct ptc_reply r = {.id = 2, .op = PTC_OP_LIST, .ok = true, .sessions = infos, .nsessions = 2};
+    struct ptc_reply r = {
+        .id = 2, .op = PTC_OP_LIST, .ok = true, .sessions = infos, .nsessions = 2};
     struct ptc_buf b;
     ptc_buf_init(&b, 0);
     cr_assert_eq(ptc_reply_build(&b, &r), 0);
-    uint8_t *st = memmem(b.data, b.len, "\xa6" "exited", 7);
+    uint8_t *st = memmem(b.data, b.len,
+                         "\xa6"
+                         "exited",
+                         7);
     cr_assert_not_null(st);
     memcpy(st + 1, "exitex", 6);
     p = (struct ptc_reply){.op = PTC_OP_LIST};
@@ -1599,7 +1668,8 @@ Test(reply, read_data_limits_and_list_limits)
         infos[i] = sample_info(i % 3);
         infos[i].start = (uint64_t)i;
     }
-    r = (struct ptc_reply){.id = 4, .op = PTC_OP_LIST, .ok = true, .sessions = infos, .nsessions = 300};
+    r = (struct ptc_reply){
+        .id = 4, .op = PTC_OP_LIST, .ok = true, .sessions = infos, .nsessions = 300};
     ptc_buf_init(&b, 0);
     cr_assert_eq(ptc_reply_build(&b, &r), 0);
     p = (struct ptc_reply){.op = PTC_OP_LIST};
@@ -1618,8 +1688,8 @@ Test(reply, read_data_limits_and_list_limits)
 Test(reply, peek_id)
 {
     uint64_t id = 0;
-    static const uint8_t later[] = {0x83, 0xa2, 'o', 'k', 0xc3, 0xa1, 'x', 0x92, 0x01, 0x02,
-                                    0xa2, 'i', 'd', 0xcd, 0x01, 0x00};
+    static const uint8_t later[] = {0x83, 0xa2, 'o',  'k', 0xc3, 0xa1, 'x',  0x92,
+                                    0x01, 0x02, 0xa2, 'i', 'd',  0xcd, 0x01, 0x00};
     cr_assert_eq(ptc_reply_peek_id(later, sizeof(later), &id), 0);
     cr_assert_eq(id, 256);
     static const uint8_t none[] = {0x81, 0xa2, 'o', 'k', 0xc3};
@@ -1639,9 +1709,15 @@ Test(state, round_trips)
 {
     struct ptc_statemsg cases[4] = {
         {.state = PTC_ST_RUNNING, .attention = PTC_ATT_ACTIVE, .end = 0},
-        {.state = PTC_ST_EXITED, .has = PTC_HAS_EXIT_CODE, .exit_code = 127, .attention = PTC_ATT_IDLE,
+        {.state = PTC_ST_EXITED,
+         .has = PTC_HAS_EXIT_CODE,
+         .exit_code = 127,
+         .attention = PTC_ATT_IDLE,
          .end = 1ull << 50},
-        {.state = PTC_ST_KILLED, .has = PTC_HAS_SIGNO, .signo = SIGKILL, .attention = PTC_ATT_ATTENTION,
+        {.state = PTC_ST_KILLED,
+         .has = PTC_HAS_SIGNO,
+         .signo = SIGKILL,
+         .attention = PTC_ATT_ATTENTION,
          .end = 77},
         {.state = PTC_ST_KILLED, .has = PTC_HAS_SIGNO, .signo = SIGRTMIN, .end = 1},
     };
@@ -1660,12 +1736,20 @@ Test(state, round_trips)
         cr_assert_eq(s.end, cases[i].end);
         ptc_buf_free(&b);
     }
-    /* exact bytes of the first: {state:"running", exit_code:nil, signal:nil, attention:"active", end:0} */
+    /* exact bytes of the first: {state:"running", exit_code:nil, signal:nil, attention:"active",
+     * end:0} */
     struct ptc_buf b;
     ptc_buf_init(&b, 0);
     cr_assert_eq(ptc_state_build(&b, &cases[0]), 0);
-    static const uint8_t want[] = "\x85\xa5" "state\xa7" "running\xa9" "exit_code\xc0\xa6" "signal\xc0"
-                                  "\xa9" "attention\xa6" "active\xa3" "end\x00";
+    static const uint8_t want[] = "\x85\xa5"
+                                  "state\xa7"
+                                  "running\xa9"
+                                  "exit_code\xc0\xa6"
+                                  "signal\xc0"
+                                  "\xa9"
+                                  "attention\xa6"
+                                  "active\xa3"
+                                  "end\x00";
     cr_assert_eq(b.len, sizeof(want) - 1);
     cr_assert_arr_eq(b.data, want, b.len);
     ptc_buf_free(&b);
@@ -1758,8 +1842,15 @@ Test(event, error)
     struct ptc_buf b;
     ptc_buf_init(&b, 0);
     cr_assert_eq(ptc_event_build(&b, &e), 0);
-    static const uint8_t want[] = "\x84\xa5" "event\xa5" "error\xa5" "error\xac" "not_attached"
-                                  "\xa7" "message\xb4" "session not attached\xa4" "type\x05";
+    static const uint8_t want[] = "\x84\xa5"
+                                  "event\xa5"
+                                  "error\xa5"
+                                  "error\xac"
+                                  "not_attached"
+                                  "\xa7"
+                                  "message\xb4"
+                                  "session not attached\xa4"
+                                  "type\x05";
     cr_assert_eq(b.len, sizeof(want) - 1);
     cr_assert_arr_eq(b.data, want, b.len);
     struct ptc_perr err;
