@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -415,14 +417,23 @@ void ptc_client_ctx_free(struct ptc_client_ctx *ctx)
     free(ctx);
 }
 
+/*
+ * Why sul callbacks end with lws_cancel_service: lws 4.1.6 runs due timers at the top of
+ * lws_service and then polls with the timeout of the next timer, or without limit when there is
+ * none. A timer that ends a run (deadline, stop, a reply a sync wait wants) would leave the loop
+ * asleep in poll; the cancel wakes it so lws_service returns and the run checks its condition.
+ */
 struct deadline {
     lws_sorted_usec_list_t sul;
+    struct lws_context *lws;
     bool hit;
 };
 
 static void deadline_cb(lws_sorted_usec_list_t *sul)
 {
-    ((struct deadline *)(void *)sul)->hit = true;
+    struct deadline *dl = (struct deadline *)(void *)sul;
+    dl->hit = true;
+    lws_cancel_service(dl->lws);
 }
 
 /*
@@ -434,6 +445,7 @@ static int run_until(struct ptc_client_ctx *ctx, bool (*done)(void *), void *arg
 {
     struct deadline dl;
     memset(&dl, 0, sizeof(dl));
+    dl.lws = ctx->lws;
     if (timeout_ms >= 0)
         lws_sul_schedule(ctx->lws, 0, &dl.sul, deadline_cb,
                          (lws_usec_t)timeout_ms * LWS_US_PER_MS);
@@ -457,6 +469,13 @@ static int run_until(struct ptc_client_ctx *ctx, bool (*done)(void *), void *arg
     return r;
 }
 
+/* Runs the loop until done(arg) or timeout_ms elapses. */
+int ptc_client_run_until(struct ptc_client_ctx *ctx, bool (*done)(void *arg), void *arg,
+                         int timeout_ms)
+{
+    return run_until(ctx, done, arg, timeout_ms, false) == 1;
+}
+
 /* Runs the loop until stopped or timeout_ms elapses. */
 int ptc_client_run(struct ptc_client_ctx *ctx, int timeout_ms)
 {
@@ -464,14 +483,20 @@ int ptc_client_run(struct ptc_client_ctx *ctx, int timeout_ms)
 }
 
 /* Asks ptc_client_run to return. */
-void ptc_client_stop(struct ptc_client_ctx *ctx) { ctx->stop = true; }
+void ptc_client_stop(struct ptc_client_ctx *ctx)
+{
+    ctx->stop = true;
+    lws_cancel_service(ctx->lws); /* in case it was called from a timer (see struct deadline) */
+}
 
 /* ---- timers -------------------------------------------------------------------------------- */
 
 static void timer_fire(lws_sorted_usec_list_t *sul)
 {
     struct ptc_client_timer *t = (struct ptc_client_timer *)(void *)sul;
-    t->cb(t, t->arg); /* may free t: nothing after this */
+    struct lws_context *lws = t->ctx->lws;
+    t->cb(t, t->arg); /* may free t: only lws after this */
+    lws_cancel_service(lws); /* see struct deadline */
 }
 
 /* Creates an unarmed timer. */
@@ -775,6 +800,45 @@ static void conn_report(struct ptc_client_conn *c)
 
 /* ---- connections: API ---------------------------------------------------------------------- */
 
+/*
+ * lws 4.1.6 returns NULL from lws_client_connect_via_info, without CONNECTION_ERROR, when a unix
+ * socket's connect() fails at once. To say why, try the same connect() here: it is non-blocking
+ * for AF_UNIX and gives the errno lws did not report.
+ */
+static void unix_probe_error(struct ptc_client_conn *c, const char *url)
+{
+    int e = 0;
+    if (c->url.unix_sock) {
+        const char *path = c->url.address + 1;
+        struct sockaddr_un sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sun_family = AF_UNIX;
+        size_t n = strlen(path);
+        if (n < sizeof(sa.sun_path)) {
+            memcpy(sa.sun_path, path, n);
+            if (path[0] == '@')
+                sa.sun_path[0] = '\0'; /* abstract namespace, as lws does */
+            int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd >= 0) {
+                if (connect(fd, (struct sockaddr *)&sa,
+                            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+                    e = errno;
+                close(fd);
+            }
+        } else {
+            e = ENAMETOOLONG;
+        }
+    }
+    if (e == ECONNREFUSED || e == ENOENT)
+        conn_end(c, PTC_CLIENT_EREFUSED, "connection refused: no relay listening at %s (%s)", url,
+                 strerror(e));
+    else if (e)
+        conn_end(c, PTC_CLIENT_ECONNECT, "cannot connect to %s: %s", url, strerror(e));
+    else
+        conn_end(c, PTC_CLIENT_ECONNECT, "cannot connect to %s: lws could not start the connection",
+                 url);
+}
+
 static void report_later(lws_sorted_usec_list_t *sul)
 {
     struct ptc_client_conn *c = container(sul, struct ptc_client_conn, report_sul);
@@ -788,6 +852,7 @@ static void report_later(lws_sorted_usec_list_t *sul)
     ctx->cur = prev;
     if (c->freed)
         conn_release(c);
+    lws_cancel_service(ctx->lws); /* see struct deadline */
 }
 
 /* Starts a connection to url. */
@@ -843,19 +908,22 @@ struct ptc_client_conn *ptc_client_connect(struct ptc_client_ctx *ctx, const cha
     }
     c->in_connect = true;
     struct lws *w = lws_client_connect_via_info(&ci);
-    c->in_connect = false;
     if (c->state == CS_ENDED || !w) {
         /*
-         * lws reported CONNECTION_ERROR inside the call (e.g. a unix socket path that does not
-         * exist), or could not start at all. Either way the report comes from the loop.
+         * lws reported CONNECTION_ERROR inside the call, or gave up without a word (it does so
+         * for a unix socket whose connect() fails at once). Either way the report comes from the
+         * loop, never from inside this function.
          */
         c->wsi = NULL;
         if (c->state != CS_ENDED)
-            conn_end(c, PTC_CLIENT_ECONNECT, "cannot connect to %s: lws could not start", url);
+            unix_probe_error(c, url);
+        c->in_connect = false;
         c->report_due = true;
         lws_sul_schedule(ctx->lws, 0, &c->report_sul, report_later, 1);
-    } else if (!c->wsi) {
-        c->wsi = w;
+    } else {
+        c->in_connect = false;
+        if (!c->wsi)
+            c->wsi = w;
     }
     return c;
 }
@@ -898,6 +966,10 @@ void ptc_client_conn_close(struct ptc_client_conn *c, int code, const char *reas
 /* State accessors. */
 bool ptc_client_is_ready(const struct ptc_client_conn *c) { return c->state == CS_READY; }
 bool ptc_client_is_closed(const struct ptc_client_conn *c) { return c->state == CS_ENDED; }
+bool ptc_client_is_gone(const struct ptc_client_conn *c)
+{
+    return c->state == CS_ENDED && !c->wsi;
+}
 int ptc_client_scope(const struct ptc_client_conn *c) { return c->scope; }
 uint32_t ptc_client_max_frame(const struct ptc_client_conn *c) { return c->max_frame; }
 const char *ptc_client_server_name(const struct ptc_client_conn *c) { return c->server; }
@@ -1456,6 +1528,14 @@ int ptc_client_wait_ready(struct ptc_client_conn *c, int timeout_ms)
     if (run_until(c->ctx, ready_or_ended, c, timeout_ms, false) != 1)
         return PTC_CLIENT_ETIMEOUT;
     return c->state == CS_READY ? 0 : (c->err ? c->err : PTC_CLIENT_ECLOSED);
+}
+
+static bool conn_gone(void *arg) { return ptc_client_is_gone(arg); }
+
+/* Runs the loop until the socket is closed. */
+int ptc_client_wait_gone(struct ptc_client_conn *c, int timeout_ms)
+{
+    return run_until(c->ctx, conn_gone, c, timeout_ms, false) == 1 ? 0 : PTC_CLIENT_ETIMEOUT;
 }
 
 /* Frees a kept reply. */

@@ -83,6 +83,12 @@ void ptc_client_ctx_free(struct ptc_client_ctx *ctx);
  * deadline). Returns 1 if stopped (the stop request is consumed), 0 on timeout.
  */
 int ptc_client_run(struct ptc_client_ctx *ctx, int timeout_ms);
+/*
+ * Services the loop until done(arg) returns true (checked before each loop turn), or timeout_ms
+ * elapses (< 0: none). Returns 1 when done, 0 on timeout. Not from inside a callback.
+ */
+int ptc_client_run_until(struct ptc_client_ctx *ctx, bool (*done)(void *arg), void *arg,
+                         int timeout_ms);
 /* Makes the current (or next) ptc_client_run return once the callback in progress has returned. */
 void ptc_client_stop(struct ptc_client_ctx *ctx);
 /* Monotonic clock in microseconds (the loop's clock). */
@@ -184,6 +190,10 @@ void ptc_client_conn_close(struct ptc_client_conn *c, int code, const char *reas
 bool ptc_client_is_ready(const struct ptc_client_conn *c);
 /* True once the connection ended (on_error or on_close was, or would have been, called). */
 bool ptc_client_is_closed(const struct ptc_client_conn *c);
+/* True once the socket is closed as well (after the relay's close frame, if it sent one). */
+bool ptc_client_is_gone(const struct ptc_client_conn *c);
+/* Runs the loop until the socket is closed. 0 or PTC_CLIENT_ETIMEOUT. */
+int ptc_client_wait_gone(struct ptc_client_conn *c, int timeout_ms);
 /* The scope from hello (PTC_MODE_*), 0 before ready. */
 int ptc_client_scope(const struct ptc_client_conn *c);
 /* The relay's max_frame from hello, 0 before ready. */
