@@ -219,9 +219,11 @@ void session_on_pty_closed(struct session *s)
 /* A wait status for this session's child. */
 void session_on_child(struct session *s, int status)
 {
+    log_debug("%s: session=%.8s pid=%d status=0x%x", __func__, s->idtext, (int)s->pid, status);
     if (WIFSTOPPED(status)) {
         if (s->state == PTC_ST_RUNNING) {
             s->state = PTC_ST_SUSPENDED;
+            log_info("session=%.8s suspended", s->idtext);
             session_changed(s);
         }
         return;
@@ -229,6 +231,7 @@ void session_on_child(struct session *s, int status)
     if (WIFCONTINUED(status)) {
         if (s->state == PTC_ST_SUSPENDED) {
             s->state = PTC_ST_RUNNING;
+            log_info("session=%.8s continued", s->idtext);
             session_changed(s);
         }
         return;
