@@ -235,7 +235,8 @@ static int throughput(int argc, char **argv)
             waitpid(c.pid, NULL, 0);
             return 1;
         }
-        struct pollfd pfd[2] = {{.fd = c.master, .events = POLLIN}, {.fd = c.sfd, .events = POLLIN}};
+        struct pollfd pfd[2] = {{.fd = c.master, .events = POLLIN},
+                                {.fd = c.sfd, .events = POLLIN}};
         if (poll(pfd, exited ? 1 : 2, ms_left(deadline)) < 0 && errno != EINTR)
             die("poll");
         if (!exited && pfd[1].revents && child_exited(&c, &status)) {

@@ -1,11 +1,11 @@
 /*
  * pty.c: the one place that makes pseudo-terminals and the processes that run in them.
  *
- * It owns: resolving a program against PATH, checking cwd, opening the pty pair + fork + login_tty, the child's
- * clean slate (default signal dispositions, empty mask, only fds 0-2 open), reporting a failed
- * chdir/exec back to the parent over a close-on-exec pipe, window size ioctls, signalling the
- * child's process group and reaping children through a signalfd. The caller owns the master fd
- * and the parent's slave fd once pty_spawn returns; see pty.h for why the slave is kept.
+ * It owns: resolving a program against PATH, checking cwd, opening the PTY pair, fork + login_tty,
+ * the child's clean slate (default signal dispositions, empty mask, only fds 0-2 open),
+ * reporting a failed chdir/exec back to the parent over a close-on-exec pipe, window size ioctls,
+ * signalling the child's process group and reaping children through a signalfd. The caller owns the
+ * master fd and the parent's slave fd once pty_spawn returns; see pty.h for why the slave is kept.
  *
  * Everything that can fail in an ordinary way (no such program, bad cwd) is checked in the parent
  * before forking, so the common errors cost no child. What can only be seen in the child (ENOEXEC,
@@ -190,8 +190,8 @@ static void child_report(int fd, int stage, int err)
  * Runs in the forked child, with every signal blocked (the parent blocked them around fork, so no
  * handler of the relay can run here). Only async-signal-safe calls, no allocation.
  */
-static void child_exec(int slave, int errfd, const char *cwd, const char *path,
-                       char *const *argv, char *const *envp, unsigned long maxfd)
+static void child_exec(int slave, int errfd, const char *cwd, const char *path, char *const *argv,
+                       char *const *envp, unsigned long maxfd)
 {
     struct sigaction dfl;
     sigset_t empty;
@@ -204,7 +204,7 @@ static void child_exec(int slave, int errfd, const char *cwd, const char *path,
     if (errfd < 3) {
         fd = fcntl(errfd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0)
-            _exit(127);
+            child_report(errfd, STAGE_TTY, errno); /* 0-2 are untouched yet: it still works */
         errfd = fd;
     }
     if (slave < 3) {
@@ -405,8 +405,7 @@ int pty_spawn(const struct pty_spawn_opts *o, struct pty_proc *p, char *errstr, 
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid = fork();
     if (pid == 0)
-        child_exec(slave, pipefd[1], o->cwd, path, (char *const *)argv, (char *const *)env,
-                   maxfd);
+        child_exec(slave, pipefd[1], o->cwd, path, (char *const *)argv, (char *const *)env, maxfd);
     r = -errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {

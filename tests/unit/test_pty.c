@@ -755,7 +755,8 @@ Test(resolve, path_search)
     cr_assert_str_eq(out, "/bin/sh");
     cr_assert_eq(pty_resolve("sh", NULL, out, sizeof out), 0); /* execvp's default PATH */
     cr_assert_str_eq(out, "/bin/sh");
-    cr_assert_eq(pty_resolve("no-such-program-ptyrelay", "/bin:/usr/bin", out, sizeof out), -ENOENT);
+    cr_assert_eq(pty_resolve("no-such-program-ptyrelay", "/bin:/usr/bin", out, sizeof out),
+                 -ENOENT);
     cr_assert_eq(pty_resolve("", "/bin", out, sizeof out), -ENOENT);
     cr_assert_eq(pty_resolve("/nope", "/bin", out, sizeof out), -ENOENT);
     cr_assert_eq(pty_resolve("/etc/passwd", "/bin", out, sizeof out), -EACCES);
