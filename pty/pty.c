@@ -435,8 +435,10 @@ int pty_spawn(const struct pty_spawn_opts *o, struct pty_proc *p, char *errstr, 
         else
             set_err(errstr, errlen, "controlling terminal", NULL, -r);
     } else {
+        /* We cannot tell whether it exec'd: make sure it is gone before waiting for it. */
         r = n < 0 ? -errno : -EIO;
         set_err(errstr, errlen, "spawn report", NULL, -r);
+        kill(pid, SIGKILL);
     }
     /* The child has _exit'ed or is about to: reap it so nothing is left behind. */
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
