@@ -14,7 +14,7 @@
 
 #include "ptcat.h"
 
-#define READ_MAX (256u * 1024)
+#define READ_MAX 65536u /* ptclient parses replies with the default limits: bins up to 64 KiB */
 #define TAIL_WINDOW_MAX ((uint64_t)256 << 20)
 
 static const char logs_help[] =

@@ -44,6 +44,7 @@ struct stream {
     uint64_t backoff_ms;
 
     bool ending;       /* the program ended: print up to end_at, then finish */
+    bool need_info;    /* ...once the info with its exit status is in */
     uint64_t end_at;
     struct ptc_statemsg st;
 
@@ -54,6 +55,9 @@ struct stream {
     int rc;
     struct strip strip;
 };
+
+static void on_stdin(struct ptc_client_fd *f, int fd, void *arg);
+static void on_stdin_close(struct ptc_client_fd *f, void *arg);
 
 static void finish(struct stream *s, int rc)
 {
@@ -87,7 +91,7 @@ static void say_end(struct stream *s)
 /* Ends once everything up to the program's last byte is printed. */
 static void check_end(struct stream *s)
 {
-    if (s->ending && s->have_next && s->next >= s->end_at) {
+    if (s->ending && !s->need_info && s->have_next && s->next >= s->end_at) {
         say_end(s);
         finish(s, PTCAT_OK);
     }
@@ -196,6 +200,7 @@ static void on_info_reply(struct ptc_client_conn *c, int status, const struct pt
                           void *arg)
 {
     struct stream *s = arg;
+    s->need_info = false;
     if (status == 0 && rp->ok) {
         s->st.state = rp->info.state;
         s->st.has = rp->info.has & (PTC_HAS_EXIT_CODE | PTC_HAS_SIGNO);
@@ -231,9 +236,26 @@ static void on_attach_reply(struct ptc_client_conn *c, int status, const struct 
     if (s->ever_attached)
         out_status("reconnected to session %s; resuming at offset %llu", s->o->label,
                    (unsigned long long)s->next);
-    else if (!s->o->quiet && s->o->tty && s->o->detach_len)
-        out_status("attached to session %s%s; detach with the detach key", s->o->label,
-                   s->o->mode == PTC_MODE_VIEW ? " (view only)" : "");
+    else if (!s->o->quiet && s->o->tty && s->o->detach_len) {
+        char k[32] = "";
+        for (size_t i = 0; i < s->o->detach_len; i++) {
+            uint8_t b = s->o->detach[i];
+            size_t l = strlen(k);
+            if (b < 0x20)
+                snprintf(k + l, sizeof k - l, "%sCtrl-%c", i ? " " : "", b == 0 ? '@' : b + 0x40);
+            else
+                snprintf(k + l, sizeof k - l, "%s%c", i ? " then " : "", b);
+        }
+        out_status("attached to session %s%s; detach with %s", s->o->label,
+                   s->o->mode == PTC_MODE_VIEW ? " (view only)" : "", k);
+    }
+    if (!s->ever_attached && (s->o->input || (s->o->tty && s->o->detach_len))) {
+        /* stdin is read from the first attach on: what was typed before waits in the tty or
+         * pipe instead of being dropped */
+        static const struct ptc_client_fd_cbs in_cbs = {.on_readable = on_stdin,
+                                                        .on_close = on_stdin_close};
+        s->in = ptc_client_fd_adopt(s->p->ctx, 0, &in_cbs, s);
+    }
     s->ever_attached = true;
     s->lost = false;
     s->attempts = 0;
@@ -244,9 +266,12 @@ static void on_attach_reply(struct ptc_client_conn *c, int status, const struct 
         s->ending = true;
         s->end_at = rp->end;
         s->st.state = rp->state;
+        s->need_info = true;
         struct ptc_request rq = {.op = PTC_OP_INFO};
-        if (ptc_client_request(c, &s->o->id, &rq, on_info_reply, s, NULL) < 0)
+        if (ptc_client_request(c, &s->o->id, &rq, on_info_reply, s, NULL) < 0) {
+            s->need_info = false;
             check_end(s);
+        }
     }
 }
 
@@ -475,11 +500,6 @@ int stream_run(struct ptcat *p, const struct stream_opts *o)
             s.rc = PTCAT_UNMET;
             goto out;
         }
-    }
-    if (o->input || (o->tty && o->detach_len)) {
-        static const struct ptc_client_fd_cbs in_cbs = {.on_readable = on_stdin,
-                                                        .on_close = on_stdin_close};
-        s.in = ptc_client_fd_adopt(p->ctx, 0, &in_cbs, &s);
     }
     connect_now(&s);
     while (!s.done)
