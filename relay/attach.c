@@ -18,8 +18,6 @@ struct attach *attach_new(struct conn *c, struct session *s, int mode, uint64_t 
     a->conn = c;
     a->session = s;
     a->mode = mode;
-    if (offset < ring_start(&s->ring))
-        offset = ring_start(&s->ring);
     if (offset > ring_end(&s->ring))
         offset = ring_end(&s->ring);
     a->cursor = offset;
@@ -50,6 +48,7 @@ void attach_free(struct attach *a)
 {
     struct conn *c = a->conn;
     struct session *s = a->session;
+    attach_audit_input(a);
     for (struct attach **pp = &c->attach_head; *pp; pp = &(*pp)->next_in_conn)
         if (*pp == a) {
             *pp = a->next_in_conn;
@@ -87,6 +86,16 @@ static uint64_t attach_allowed(const struct attach *a)
     return avail;
 }
 
+/* Records input received since the last record, as a byte count (never the bytes). */
+void attach_audit_input(struct attach *a)
+{
+    if (a->in_total == a->in_audited)
+        return;
+    relay_audit(a->conn->relay, "input", a->session, a->conn, "bytes=%llu",
+                (unsigned long long)(a->in_total - a->in_audited));
+    a->in_audited = a->in_total;
+}
+
 /* Whether anything is due for this attachment. */
 bool attach_pending(const struct attach *a)
 {
@@ -118,22 +127,34 @@ size_t attach_fill(struct attach *a, struct ptc_buf *b, size_t budget)
         uint64_t allowed = attach_allowed(a);
         if (!allowed)
             break;
+        size_t room = budget - sent < allowed ? budget - sent : (size_t)allowed;
+        if (a->cursor < ring_start(&s->ring) && s->relay->store) {
+            /* Behind the ring: replay from the log, one bounded read per fill. */
+            struct relay *r = s->relay;
+            uint64_t at;
+            size_t want = room < RELAY_SCRATCH ? room : RELAY_SCRATCH;
+            long n = store_read(r->store, &s->id, a->cursor, r->scratch, want, &at);
+            if (n > 0 && at < ring_end(&s->ring)) {
+                if (at + (uint64_t)n > ring_end(&s->ring))
+                    n = (long)(ring_end(&s->ring) - at);
+                ptc_output_append(b, &s->id, at, r->scratch, (size_t)n);
+                a->cursor = at + (uint64_t)n;
+                sent += (size_t)n;
+                break; /* one log read per turn keeps the loop responsive */
+            }
+            /* Not in the log either: jump to the ring; the offset shows the gap. */
+            log_debug("%s: session=%.8s conn=%u gap of %llu bytes", __func__, s->idtext, a->conn->id,
+                      (unsigned long long)(ring_start(&s->ring) - a->cursor));
+            a->cursor = ring_start(&s->ring);
+            continue;
+        }
         size_t n;
         uint64_t at;
         const uint8_t *p = ring_peek(&s->ring, a->cursor, &n, &at);
         if (!p || !n)
             break;
-        if (at > a->cursor) {
-            /* Fell behind the ring: skip forward; the offset shows the gap. */
-            log_debug("%s: session=%.8s conn=%u skipped %llu bytes", __func__, s->idtext,
-                      a->conn->id, (unsigned long long)(at - a->cursor));
-            a->cursor = at;
-            continue;
-        }
-        if (n > allowed)
-            n = (size_t)allowed;
-        if (n > budget - sent)
-            n = budget - sent;
+        if (n > room)
+            n = room;
         ptc_output_append(b, &s->id, at, p, n);
         a->cursor = at + n;
         sent += n;

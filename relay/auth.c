@@ -1,6 +1,6 @@
 /*
- * auth: tokens. A token is random text shown once; only its SHA-256 is kept in memory (and, with
- * the store, in the database). The admin token is created on first start and written to
+ * auth: tokens. A token is random text shown once; only its SHA-256 is kept, in memory and in the
+ * store's tokens table. The admin token is created on first start and written to
  * DATA/admin.token with mode 0600 so the local user (and `make run`) can read it; that file is the
  * only place a token exists in clear. Checks compare hashes in constant time.
  */
@@ -67,71 +67,137 @@ static int mkdir_p(const char *path, mode_t mode)
     return 0;
 }
 
-static void add_token(struct relay *r, const char *name, const char *tok, size_t n, int scope)
+static void add_token(struct token **list, const char *name, const uint8_t hash[32], int scope)
 {
     struct token *t = xcalloc(1, sizeof *t);
     t->name = xstrdup(name);
-    auth_hash(tok, n, t->hash);
+    memcpy(t->hash, hash, 32);
     t->scope = scope;
-    t->next = r->tokens;
-    r->tokens = t;
+    t->next = *list;
+    *list = t;
 }
 
-/* Ensures the data dir and the admin token; loads its hash. */
+static int collect_token(void *arg, const char *name, const uint8_t *hash, int scope, uint64_t created,
+                         uint64_t last_used)
+{
+    add_token(arg, name, hash, scope);
+    return 0;
+}
+
+static void free_tokens(struct token *t)
+{
+    while (t) {
+        struct token *next = t->next;
+        free(t->name);
+        free(t);
+        t = next;
+    }
+}
+
+static int count_token(void *arg, const char *name, const uint8_t *hash, int scope, uint64_t created,
+                       uint64_t last_used)
+{
+    (*(unsigned *)arg)++;
+    return 0;
+}
+
+/* Writes a new admin token to DIR/admin.token (0600) and returns its hash. */
+static int make_admin_token(const char *path, uint8_t hash[32])
+{
+    char tok[128];
+    int rc = auth_token_new(tok, sizeof tok);
+    if (rc)
+        return rc;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    fchmod(fd, 0600);
+    size_t n = strlen(tok);
+    auth_hash(tok, n, hash);
+    tok[n] = '\n';
+    ssize_t w = write(fd, tok, n + 1);
+    rc = w == (ssize_t)(n + 1) ? 0 : -EIO;
+    if (!rc && fsync(fd))
+        rc = -errno;
+    close(fd);
+    OPENSSL_cleanse(tok, sizeof tok);
+    if (rc)
+        unlink(path);
+    return rc;
+}
+
+/* Creates the data dir (and parents) with mode 0700 if missing. 0 or -errno. */
+int auth_data_dir_init(const char *dir) { return mkdir_p(dir, 0700); }
+
+/*
+ * Ensures the data dir and at least one token. On first start (no token in the store) the admin
+ * token is created and written to DIR/admin.token; an admin.token left by an older relay without
+ * a store is adopted instead. Then loads every token's hash.
+ */
 int auth_init(struct relay *r, bool *created)
 {
     char path[4200];
-    char tok[128];
     *created = false;
     int rc = mkdir_p(r->cfg.data_dir, 0700);
     if (rc)
         return rc;
     snprintf(path, sizeof path, "%s/admin.token", r->cfg.data_dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno != ENOENT)
-        return -errno;
-    if (fd < 0) {
-        if ((rc = auth_token_new(tok, sizeof tok)))
-            return rc;
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return -errno;
-        size_t n = strlen(tok);
-        tok[n] = '\n';
-        if (write(fd, tok, n + 1) != (ssize_t)(n + 1)) {
-            rc = -errno;
+    unsigned n = 0;
+    if (store_tokens(r->store, count_token, &n) < 0)
+        return -EIO;
+    if (!n) {
+        uint8_t hash[32];
+        char tok[128];
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t len = fd >= 0 ? read(fd, tok, sizeof tok - 1) : -1;
+        if (fd >= 0)
             close(fd);
-            unlink(path);
-            return rc ? rc : -EIO;
+        if (len > 0) {
+            tok[len] = 0;
+            tok[strcspn(tok, "\r\n")] = 0;
+            auth_hash(tok, strlen(tok), hash);
+            OPENSSL_cleanse(tok, sizeof tok);
+        } else {
+            if ((rc = make_admin_token(path, hash)))
+                return rc;
+            *created = true;
         }
-        fsync(fd);
-        close(fd);
-        tok[n] = 0;
-        *created = true;
-    } else {
-        ssize_t n = read(fd, tok, sizeof tok - 1);
-        close(fd);
-        if (n <= 0)
-            return n < 0 ? -errno : -EINVAL;
-        tok[n] = 0;
-        tok[strcspn(tok, "\r\n")] = 0;
-        if (!*tok)
-            return -EINVAL;
+        char err[256];
+        if (store_token_add(r->store, "admin", hash, SCOPE_CONTROL, err, sizeof err) < 0) {
+            log_error("%s", err);
+            return -EIO;
+        }
     }
-    add_token(r, "admin", tok, strlen(tok), SCOPE_CONTROL);
-    OPENSSL_cleanse(tok, sizeof tok);
-    return 0;
+    free_tokens(r->tokens);
+    r->tokens = NULL;
+    return store_tokens(r->store, collect_token, &r->tokens) < 0 ? -EIO : 0;
+}
+
+/* Reloads the token list; connections whose token is gone are closed 4401. */
+void auth_reload(struct relay *r)
+{
+    struct token *list = NULL;
+    if (store_tokens(r->store, collect_token, &list) < 0) {
+        free_tokens(list);
+        return;
+    }
+    free_tokens(r->tokens);
+    r->tokens = list;
+    for (struct conn *c = r->conns; c; c = c->next) {
+        if (!c->authed || c->close_code)
+            continue;
+        if (!auth_check_hash(r, c->token_hash)) {
+            log_info("conn=%u peer=%s token=%s was revoked: closing", c->id, c->peer, c->token_name);
+            server_conn_close_now(c, PTC_CLOSE_UNAUTHORIZED, "token revoked");
+        }
+    }
 }
 
 /* Frees the token list. */
 void auth_free(struct relay *r)
 {
-    while (r->tokens) {
-        struct token *t = r->tokens;
-        r->tokens = t->next;
-        free(t->name);
-        free(t);
-    }
+    free_tokens(r->tokens);
+    r->tokens = NULL;
 }
 
 /* Finds the token whose hash matches, comparing every entry in constant time. */

@@ -158,7 +158,11 @@ static void handle_input(struct conn *c, const struct ptc_frame *f)
         conn_event_error(c, &f->session, PTC_C_GONE, f->type, "the session has ended");
         return;
     }
+    a->in_total += f->len;
     if (session_input(a->session, a, f->payload, f->len) == -ENOSPC && !c->rx_paused) {
+        limit_hit(c->relay, LIM_INPUT_QUEUE, "session=%.8s conn=%u: input queue full (%u bytes): "
+                  "pausing the connection", a->session->idtext, c->id,
+                  c->relay->cfg.input_queue_max);
         c->rx_paused = true;
         server_conn_rx_flow(c, false);
     }
@@ -187,6 +191,8 @@ static void handle_resize(struct conn *c, const struct ptc_frame *f)
     }
     if (session_resize(a->session, cols, rows) < 0)
         conn_event_error(c, &f->session, PTC_C_GONE, f->type, "the session has ended");
+    else
+        relay_audit(c->relay, "resized", a->session, c, "%ux%u", cols, rows);
 }
 
 static void handle_ack(struct conn *c, const struct ptc_frame *f)
@@ -250,6 +256,8 @@ int conn_on_receive(struct conn *c, const void *p, size_t n, bool binary, bool f
     }
     int rc = ptc_stream_feed(&c->in, p, n);
     if (rc == PTC_ETOOBIG) {
+        limit_hit(c->relay, LIM_FRAME, "conn=%u peer=%s: frame over %u bytes: closing 4413", c->id,
+                  c->peer, c->relay->cfg.max_frame);
         protocol_error(c, PTC_CLOSE_TOO_BIG, "frame longer than max_frame (%u)",
                        c->relay->cfg.max_frame);
         return -1;
@@ -264,6 +272,9 @@ int conn_on_receive(struct conn *c, const void *p, size_t n, bool binary, bool f
             return c->close_code ? 0 : -1;
     }
     if (rc < 0) {
+        if (rc == PTC_ETOOBIG)
+            limit_hit(c->relay, LIM_FRAME, "conn=%u peer=%s: frame over %u bytes: closing 4413",
+                      c->id, c->peer, c->relay->cfg.max_frame);
         protocol_error(c, rc == PTC_ETOOBIG ? PTC_CLOSE_TOO_BIG : PTC_CLOSE_PROTOCOL,
                        "invalid frame: %s", ptc_strerror(rc));
         return 0;

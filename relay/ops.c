@@ -60,17 +60,19 @@ static void op_hello(struct op_ctx *x)
         t = auth_check(r, rq->token.p, rq->token.n);
     else if (c->has_bearer)
         t = auth_check_hash(r, c->bearer);
-    if (!t) {
-        log_warn("conn=%u peer=%s hello refused: %s", c->id, c->peer,
-                 (rq->has & PTC_HAS_TOKEN) || c->has_bearer ? "unknown token" : "no token");
-        conn_reply_error(c, rq->id, PTC_C_UNAUTHORIZED, "invalid or missing token");
-        conn_close(c, PTC_CLOSE_UNAUTHORIZED, "unauthorized");
+    if (!t || guard_peer_blocked(r, c->peer)) {
+        /* Answered later, from the tick, after a delay that grows with the peer's failures. */
+        const char *why = t ? "this address is over its failed-login limit"
+                          : (rq->has & PTC_HAS_TOKEN) || c->has_bearer ? "unknown token"
+                                                                        : "no token";
+        guard_login_failed(r, c, rq->id, why, !t);
         return;
     }
     c->authed = true;
-    c->token = t;
+    memcpy(c->token_hash, t->hash, 32);
     c->scope = t->scope;
     c->token_name = xstrdup(t->name);
+    store_token_used(r->store, t->name);
     char client[64] = "";
     if (rq->has & PTC_HAS_CLIENT) {
         size_t n = rq->client.n < sizeof client - 1 ? rq->client.n : sizeof client - 1;
@@ -102,6 +104,30 @@ static bool valid_env_name(struct ptc_str k)
 
 static bool has_nul(struct ptc_str v) { return memchr(v.p, 0, v.n) != NULL; }
 
+/*
+ * Refuses env entries that steer the dynamic loader or libc (LD_PRELOAD, GLIBC_TUNABLES, ...)
+ * unless the operator allowed that name with --allow-env. -1 after replying forbidden.
+ */
+static int open_env_check(struct conn *c, const struct ptc_request *rq)
+{
+    for (uint32_t i = 0; i < rq->envc; i++) {
+        struct ptc_str k = rq->env_keys[i];
+        if (!guard_env_is_loader(k.p, k.n))
+            continue;
+        char name[80];
+        snprintf(name, sizeof name, "%.*s", (int)(k.n < 64 ? k.n : 64), k.p);
+        if (k.n < 64 && config_list_has(c->relay->cfg.allow_env, name))
+            continue;
+        log_warn("conn=%u peer=%s open refused: env %s is a loader variable", c->id, c->peer, name);
+        conn_reply_error(c, rq->id, PTC_C_FORBIDDEN,
+                         "env: %s changes how programs are loaded and is refused (the relay's "
+                         "operator can allow it with --allow-env %s)",
+                         name, name);
+        return -1;
+    }
+    return 0;
+}
+
 static void op_open(struct op_ctx *x)
 {
     struct conn *c = x->c;
@@ -120,6 +146,8 @@ static void op_open(struct op_ctx *x)
                              (int)(rq->env_keys[i].n > 64 ? 64 : rq->env_keys[i].n), rq->env_keys[i].p);
             return;
         }
+    if (open_env_check(c, rq) < 0)
+        return;
     for (uint32_t i = 0; i < rq->argc; i++)
         if (has_nul(rq->argv[i])) {
             conn_reply_error(c, rq->id, PTC_C_BAD_REQUEST, "argv[%u] holds a NUL byte", i);
@@ -142,6 +170,7 @@ static void op_open(struct op_ctx *x)
         return;
     }
     if ((rq->has & PTC_HAS_ATTACH) && c->nattach >= r->cfg.max_attach_per_conn) {
+        limit_hit(r, LIM_ATTACH, "conn=%u peer=%s: %u attachments", c->id, c->peer, c->nattach);
         conn_reply_error(c, rq->id, PTC_C_LIMIT, "attachment limit per connection reached (%u)",
                          r->cfg.max_attach_per_conn);
         return;
@@ -186,19 +215,24 @@ static void op_open(struct op_ctx *x)
     free(env);
     free(cwd);
     free(name);
+    if (rc == -EMFILE)
+        limit_hit(r, LIM_SESSIONS, "conn=%u peer=%s: %u sessions", c->id, c->peer, r->nsessions);
     if (rc < 0) {
         conn_reply_error(c, rq->id, rc == -EMFILE ? PTC_C_LIMIT : PTC_C_BAD_REQUEST, "%s",
                          err[0] ? err : strerror(-rc));
         return;
     }
     log_info("session=%.8s opened by conn=%u token=%s", s->idtext, c->id, c->token_name);
+    relay_audit(r, "opened", s, c, "argv0=%s", s->argv[0]);
     struct ptc_reply rp = {0};
     rp.session = s->id;
     rp.pid = (uint64_t)s->pid;
     rp.state = s->state;
     reply_ok(x, &rp);
-    if (rq->has & PTC_HAS_ATTACH)
+    if (rq->has & PTC_HAS_ATTACH) {
         attach_new(c, s, rq->attach, 0, 0);
+        relay_audit(r, "attached", s, c, "mode=%s offset=0", ptc_mode_name(rq->attach));
+    }
 }
 
 static void op_list(struct op_ctx *x)
@@ -239,13 +273,16 @@ static void op_attach(struct op_ctx *x)
         return;
     }
     if (c->nattach >= c->relay->cfg.max_attach_per_conn) {
+        limit_hit(c->relay, LIM_ATTACH, "conn=%u peer=%s: %u attachments", c->id, c->peer,
+                  c->nattach);
         conn_reply_error(c, rq->id, PTC_C_LIMIT, "attachment limit per connection reached (%u)",
                          c->relay->cfg.max_attach_per_conn);
         return;
     }
-    uint64_t off = rq->has & PTC_HAS_OFFSET ? rq->offset : ring_start(&s->ring);
-    if (off < ring_start(&s->ring))
-        off = ring_start(&s->ring);
+    uint64_t first = session_first_offset(s);
+    uint64_t off = rq->has & PTC_HAS_OFFSET ? rq->offset : first;
+    if (off < first)
+        off = first;
     if (off > ring_end(&s->ring))
         off = ring_end(&s->ring);
     struct ptc_reply rp = {0};
@@ -256,6 +293,8 @@ static void op_attach(struct op_ctx *x)
     rp.rows = s->rows;
     reply_ok(x, &rp);
     attach_new(c, s, mode, off, rq->has & PTC_HAS_WINDOW ? rq->window : 0);
+    relay_audit(c->relay, "attached", s, c, "mode=%s offset=%llu", ptc_mode_name(mode),
+                (unsigned long long)off);
     log_debug("%s: session=%.8s conn=%u mode=%s from=%llu", __func__, s->idtext, c->id,
               ptc_mode_name(mode), (unsigned long long)off);
 }
@@ -268,6 +307,7 @@ static void op_detach(struct op_ctx *x)
         return;
     }
     attach_free(a);
+    relay_audit(x->c->relay, "detached", x->s, x->c, NULL);
     struct ptc_reply rp = {0};
     reply_ok(x, &rp);
 }
@@ -285,6 +325,7 @@ static void op_signal(struct op_ctx *x)
         return;
     }
     x->s->last_activity = now_ms();
+    relay_audit(x->c->relay, "signalled", x->s, x->c, "signal=%s", ptc_signal_name(signo, (char[16]){0}));
     struct ptc_reply rp = {0};
     reply_ok(x, &rp);
 }
@@ -297,6 +338,8 @@ static void op_kill(struct op_ctx *x)
     }
     log_info("session=%.8s kill by conn=%u grace=%llums", x->s->idtext, x->c->id,
              (unsigned long long)x->rq->grace_ms);
+    relay_audit(x->c->relay, "killed", x->s, x->c, "grace_ms=%llu",
+                (unsigned long long)x->rq->grace_ms);
     struct ptc_reply rp = {0};
     reply_ok(x, &rp);
 }
@@ -311,6 +354,7 @@ static void op_remove(struct op_ctx *x)
     }
     struct ptc_reply rp = {0};
     reply_ok(x, &rp);
+    relay_audit(x->c->relay, "removed", x->s, x->c, NULL);
     session_remove(x->s);
 }
 
@@ -318,7 +362,7 @@ static void op_read(struct op_ctx *x)
 {
     struct session *s = x->s;
     const struct ptc_request *rq = x->rq;
-    uint64_t off = rq->has & PTC_HAS_OFFSET ? rq->offset : ring_start(&s->ring);
+    uint64_t off = rq->has & PTC_HAS_OFFSET ? rq->offset : session_first_offset(s);
     size_t max = rq->max;
     size_t cap = x->c->relay->cfg.max_frame - 256;
     if (max > cap)
@@ -327,7 +371,7 @@ static void op_read(struct op_ctx *x)
         off = ring_end(&s->ring);
     uint8_t *buf = xmalloc(max ? max : 1);
     uint64_t at;
-    size_t n = ring_copy(&s->ring, off, buf, max, &at);
+    size_t n = session_read(s, off, buf, max, &at);
     struct ptc_reply rp = {0};
     rp.data.p = (const char *)buf;
     rp.data.n = n;
@@ -373,7 +417,12 @@ int ops_dispatch(struct conn *c, const struct ptc_frame *f)
 {
     struct ptc_request rq;
     struct ptc_perr perr;
+    if (c->login_failed)
+        return 0; /* a refused hello waits for its answer: nothing else is read */
     struct ptc_limits lim = ptc_limits_default;
+    lim.max_argv = c->relay->cfg.max_argv;
+    lim.max_env = c->relay->cfg.max_env;
+    lim.max_arg_len = c->relay->cfg.max_arg_len;
     int rc = ptc_request_parse(f->payload, f->len, &lim, &rq, &perr);
     if (rc == PTC_EPROTO || (rc < 0 && !perr.have_id)) {
         ptc_request_free(&rq);
@@ -388,6 +437,12 @@ int ops_dispatch(struct conn *c, const struct ptc_frame *f)
             conn_reply_error(c, rq.id, PTC_C_UNAUTHORIZED, "the first request must be hello");
         ptc_request_free(&rq);
         conn_close(c, PTC_CLOSE_UNAUTHORIZED, "the first frame must be REQUEST hello");
+        return 0;
+    }
+    if (rc == PTC_ELIMIT) {
+        limit_hit(c->relay, LIM_OPEN_ARGS, "conn=%u peer=%s: %s", c->id, c->peer, perr.message);
+        conn_reply_error(c, perr.id, PTC_C_LIMIT, "%s", perr.message);
+        ptc_request_free(&rq);
         return 0;
     }
     if (rc < 0) {

@@ -5,6 +5,8 @@
  * SIGKILL for what is left after a short grace).
  */
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "relay.h"
@@ -26,12 +28,47 @@ void relay_reap(struct relay *r)
     }
 }
 
+/* Store chores: hand output to the writer, notice revoked tokens, audit input, report errors. */
+static void relay_store_tick(struct relay *r, uint64_t now)
+{
+    if (!r->store)
+        return;
+    for (struct session *s = r->sessions; s; s = s->next)
+        session_flush_log(s);
+    if (now - r->last_token_check >= 500) {
+        r->last_token_check = now;
+        if (store_changed(r->store))
+            auth_reload(r);
+    }
+    if (now - r->last_audit_flush >= 2000) {
+        r->last_audit_flush = now;
+        for (struct conn *c = r->conns; c; c = c->next)
+            for (struct attach *a = c->attach_head; a; a = a->next_in_conn)
+                attach_audit_input(a);
+    }
+    if (now - r->last_health >= 1000) {
+        r->last_health = now;
+        uint64_t dropped, errors;
+        char last[256];
+        store_health(r->store, &dropped, &errors, last, sizeof last);
+        if (errors > r->health_errors)
+            log_error("store: %llu write error(s): %s; sessions keep running, the log has a gap",
+                      (unsigned long long)(errors - r->health_errors), last);
+        if (dropped > r->health_dropped)
+            log_warn("store: %llu bytes of output not logged (disk too slow or full)",
+                     (unsigned long long)(dropped - r->health_dropped));
+        r->health_errors = errors;
+        r->health_dropped = dropped;
+    }
+}
+
 /* Runs every 100 ms. */
 void relay_tick(struct relay *r)
 {
     uint64_t now = now_ms();
     for (struct session *s = r->sessions; s; s = s->next)
         session_tick(s, now);
+    relay_store_tick(r, now);
     for (struct conn *c = r->conns, *next; c; c = next) {
         next = c->next;
         conn_tick(c, now);
@@ -76,4 +113,21 @@ void relay_broadcast_session(struct relay *r, const struct session *s, bool remo
     for (struct conn *c = r->conns; c; c = c->next)
         if (c->subscribed && !c->dead && !c->close_code)
             conn_event_session(c, s, removed);
+}
+
+/* Records an audit event: kind, session, the connection's token name and peer, and a detail. */
+void relay_audit(struct relay *r, const char *kind, const struct session *s, const struct conn *c,
+                 const char *fmt, ...)
+{
+    if (!r->store)
+        return;
+    char detail[256] = "";
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof detail, fmt, ap);
+        va_end(ap);
+    }
+    store_event(r->store, kind, s ? &s->id : NULL, c ? c->token_name : NULL, c ? c->peer : NULL,
+                fmt ? detail : NULL);
 }

@@ -20,6 +20,8 @@
 #include "ptc.h"
 #include "pty.h"
 
+#define RELAY_SCRATCH (64 * 1024)
+
 struct relay;
 struct session;
 struct conn;
@@ -55,6 +57,8 @@ uint64_t now_us(void);
 /* ---- config.c -------------------------------------------------------------------------------- */
 
 struct config {
+    bool no_log;
+    uint64_t log_max, log_total_max, db_max_bytes;
     char *listen;      /* "127.0.0.1:7373", "[::1]:7373", "unix:/path" */
     char *data_dir;
     uint32_t stall_timeout_s;
@@ -67,6 +71,16 @@ struct config {
     uint32_t max_frame;
     uint32_t input_queue_max;
     int log_level;
+    /* security (see docs/security.md) */
+    char *tls_cert, *tls_key;
+    bool insecure_no_tls;  /* allow a non-loopback listen without TLS */
+    bool compress;         /* offer permessage-deflate */
+    char **allow_origin;   /* extra Origins accepted on the upgrade (NULL-terminated) */
+    char **allow_host;     /* extra Host names accepted (NULL-terminated) */
+    char **allow_env;      /* loader variables `open` may set anyway (NULL-terminated) */
+    uint32_t max_conns_per_peer;
+    uint32_t login_fail_limit; /* failed hellos per peer per minute before 4429 */
+    uint32_t max_argv, max_env, max_arg_len; /* `open` argument limits */
 };
 
 /* Fills defaults (data dir from $XDG_STATE_HOME/ptyrelay or ~/.local/state/ptyrelay). */
@@ -79,6 +93,56 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err, size_
 void config_free(struct config *c);
 /* The default data dir (malloc'd). */
 char *config_default_data_dir(void);
+/* Whether name is listed in a NULL-terminated list (exact match). */
+bool config_list_has(char *const *list, const char *name);
+
+/* ---- guard.c: failed logins, Origin and Host, limit counters, `open` environment ------------ */
+
+/* Kinds of configured limits, counted when reached (limit_hit). */
+enum limit_kind {
+    LIM_CONNS = 0,
+    LIM_CONNS_PEER,
+    LIM_SESSIONS,
+    LIM_ATTACH,
+    LIM_FRAME,
+    LIM_INPUT_QUEUE,
+    LIM_OPEN_ARGS,
+    LIM_LOGIN_FAILS,
+    LIM_INFLATE,
+    LIM__COUNT
+};
+/*
+ * Counts one hit of a limit and logs it ("limit: WHAT reached (N so far): detail"); at most one
+ * line per kind per second, each with the running count.
+ */
+void limit_hit(struct relay *r, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/*
+ * Failed logins. guard_peer_blocked: whether this peer is over its failure limit now.
+ * guard_login_failed: records a refused hello of conn c (request id; counted says whether it
+ * counts as a failure) and schedules its unauthorized REPLY and close after a delay that grows
+ * with the peer's recent failures (close 4429 once over the limit); never blocks the loop.
+ * guard_tick answers the refused hellos that are due.
+ */
+bool guard_peer_blocked(struct relay *r, const char *peer);
+void guard_login_failed(struct relay *r, struct conn *c, uint64_t id, const char *why, bool counted);
+void guard_tick(struct relay *r, uint64_t now);
+/*
+ * Origin and Host of WebSocket upgrades. guard_hosts_init records the relay's own names once the
+ * port is known: the listen host:port, and the loopback names for a loopback or wildcard listen;
+ * guard_hosts_add adds one more "host:port" (TLS certificate names). guard_upgrade_allowed checks
+ * a Host header and an Origin header (NULL: absent); false with the reason in why.
+ */
+void guard_hosts_init(struct relay *r, const char *listen_host, int port, bool loopback,
+                      bool wildcard);
+void guard_hosts_add(struct relay *r, const char *name);
+bool guard_upgrade_allowed(struct relay *r, const char *host, const char *origin, char *why,
+                           size_t whylen);
+/* The own names as one line for the log ("a, b, c"), into buf. */
+void guard_hosts_text(struct relay *r, char *buf, size_t cap);
+/* Whether an env name changes how programs are loaded (LD_*, GCONV_PATH, ...). */
+bool guard_env_is_loader(const char *name, size_t n);
+/* Frees guard.c's state. */
+void guard_free(struct relay *r);
 
 /* ---- ring.c: a session's output with u64 offsets --------------------------------------------- */
 
@@ -151,10 +215,71 @@ void auth_free(struct relay *r);
 const struct token *auth_check(struct relay *r, const char *tok, size_t n);
 /* The same, from a hash already computed (Authorization header). */
 const struct token *auth_check_hash(struct relay *r, const uint8_t h[32]);
+/* Creates the data dir (mode 0700) if missing. 0 or -errno. */
+int auth_data_dir_init(const char *dir);
+/* Reloads tokens from the store; closes connections whose token was revoked. */
+void auth_reload(struct relay *r);
 /* Makes a new random token text "ptr_..." (NUL-terminated) into out (>= 64 bytes). */
 int auth_token_new(char *out, size_t cap);
 /* SHA-256 of a token. */
 void auth_hash(const char *tok, size_t n, uint8_t out[32]);
+
+/* ---- store.c: SQLite, the only file that includes sqlite3 ----------------------------------- */
+
+struct store;
+
+struct store_opts {
+    uint64_t log_max;      /* per session; 0 = no cap */
+    uint64_t total_max;    /* whole log; 0 = no cap */
+    uint64_t db_max_bytes; /* a hard cap on the file (SQLITE_FULL past it); 0 = none */
+};
+
+/* A session's stored record. Strings: argv and env are JSON text. */
+struct store_session {
+    ptc_uuid id;
+    char *name, *argv, *cwd, *env;
+    uint16_t cols, rows;
+    int64_t pid;
+    int state, exit_code, signo, attention;
+    uint64_t created_ms, updated_ms, start, end, idle_ttl_s;
+};
+
+/* Opens DIR/ptyrelay.db, creating and migrating it; `writer` starts the writer thread. */
+int store_open(const char *dir, const struct store_opts *o, bool writer, struct store **out,
+               char *err, size_t errlen);
+/* Commits what is queued, stops the writer, closes. NULL is ignored. */
+void store_close(struct store *st);
+/* Waits until everything queued so far is committed. 0 or -ETIMEDOUT. */
+int store_sync(struct store *st, int timeout_ms);
+/* Log bytes dropped, write errors, and the last error text. */
+void store_health(struct store *st, uint64_t *dropped, uint64_t *errors, char *last, size_t lastlen);
+/* Queued writes (loop thread): never block on the disk. */
+void store_session_put(struct store *st, const struct store_session *rec);
+void store_session_delete(struct store *st, const ptc_uuid *id);
+void store_output(struct store *st, const ptc_uuid *id, uint64_t off, uint8_t *data, size_t n);
+void store_event(struct store *st, const char *kind, const ptc_uuid *sid, const char *token,
+                 const char *peer, const char *detail);
+void store_token_used(struct store *st, const char *name);
+/* Reads (loop thread, bounded). */
+int store_load_sessions(struct store *st, int (*cb)(void *arg, const struct store_session *r),
+                        void *arg, char *err, size_t errlen);
+long store_read(struct store *st, const ptc_uuid *id, uint64_t off, void *buf, size_t max,
+                uint64_t *at);
+uint64_t store_first_offset(struct store *st, const ptc_uuid *id);
+bool store_changed(struct store *st);
+int store_tokens(struct store *st,
+                 int (*cb)(void *arg, const char *name, const uint8_t *hash, int scope,
+                           uint64_t created, uint64_t last_used),
+                 void *arg);
+int store_token_add(struct store *st, const char *name, const uint8_t hash[32], int scope,
+                    char *err, size_t errlen);
+int store_token_revoke(struct store *st, const char *name, char *err, size_t errlen);
+int store_events(struct store *st, const ptc_uuid *sid,
+                 int (*cb)(void *arg, uint64_t ts, const ptc_uuid *sid, const char *kind,
+                           const char *token, const char *peer, const char *detail),
+                 void *arg);
+char *store_json_strv(char *const *v, int n);
+char **store_json_parse_strv(const char *text, int *n);
 
 /* ---- session.c ------------------------------------------------------------------------------- */
 
@@ -190,6 +315,11 @@ struct session {
     struct pty_proc proc;
     void *pty_wsi; /* the adopted master (server.c) */
     struct ring ring;
+    /* the log: bytes read but not yet handed to the store, from offset log_off */
+    struct ptc_buf logbuf;
+    uint64_t log_off;
+    uint64_t log_first; /* first offset the log holds (cached), UINT64_MAX when none */
+    char *env_json;     /* env additions as given to open, for the record */
     /* input */
     struct input_chunk *in_head, *in_tail;
     size_t in_bytes;
@@ -245,6 +375,19 @@ void session_fill_state(const struct session *s, struct ptc_statemsg *m);
 /* Tells attachments and subscribers that state/attention changed. */
 void session_changed(struct session *s);
 void session_free(struct session *s);
+/* Hands output read since the last call to the store (the tick calls it). */
+void session_flush_log(struct session *s);
+/* Saves the session's record (state, size...) to the store. */
+void session_save(struct session *s);
+/* Re-creates a session from its stored record (at start): ended, or `lost` if it was running. */
+struct session *session_restore(struct relay *r, const struct store_session *rec);
+/* The first offset still retained (log or ring). */
+uint64_t session_first_offset(struct session *s);
+/*
+ * Copies up to max bytes of output at off into buf, from the ring or, below it, from the log.
+ * *at says where they begin (> off: a gap). Returns the count (0 at the end).
+ */
+size_t session_read(struct session *s, uint64_t off, void *buf, size_t max, uint64_t *at);
 
 /* ---- attach.c -------------------------------------------------------------------------------- */
 
@@ -259,6 +402,7 @@ struct attach {
     uint64_t acked;  /* client's ACK */
     uint64_t in_written, in_acked; /* input bytes written to the PTY, and last ACK sent */
     bool state_pending, resize_pending, live; /* live: REPLY sent, output may flow */
+    uint64_t in_total, in_audited; /* input bytes received, and how many the audit trail has */
 };
 
 struct attach *attach_new(struct conn *c, struct session *s, int mode, uint64_t offset,
@@ -266,6 +410,8 @@ struct attach *attach_new(struct conn *c, struct session *s, int mode, uint64_t 
 struct attach *attach_find(struct conn *c, const ptc_uuid *sid);
 /* Unlinks from both lists and frees; queued input from it is kept but unowned. */
 void attach_free(struct attach *a);
+/* Records input received since the last record in the audit trail (a byte count). */
+void attach_audit_input(struct attach *a);
 /* Whether there is output, STATE, RESIZE or ACK to send for this attachment. */
 bool attach_pending(const struct attach *a);
 /* Whether output waits that is not held back by a window (for stall detection). */
@@ -304,7 +450,7 @@ struct conn {
     unsigned id;
     char peer[64];
     int scope;
-    const struct token *token;
+    uint8_t token_hash[32];
     char *token_name;
     bool authed, subscribed, dead, write_asked, rx_paused;
     int close_code; /* when nonzero: close after flushing control */
@@ -320,6 +466,7 @@ struct conn {
     uint64_t bytes_out;
     bool has_bearer;
     uint8_t bearer[32]; /* SHA-256 of an Authorization: Bearer token from the upgrade */
+    bool login_failed;  /* a refused hello is waiting for its delayed answer */
 };
 
 struct conn *conn_new(struct relay *r, void *wsi, const char *peer);
@@ -396,7 +543,21 @@ struct relay {
     uint64_t shutdown_at;
     char **base_env;
     int nbase_env;
+    struct login_fails *fails; /* guard.c: failed logins per peer */
+    char **own_hosts;          /* guard.c: "host:port" names of this relay */
+    bool tls, unix_listen;
+    uint64_t limit_hits[LIM__COUNT];
+    uint64_t limit_logged_ms[LIM__COUNT];
+    struct store *store;
+    bool log_output;  /* false with --no-log: sessions and events are kept, output is not */
+    uint8_t *scratch; /* RELAY_SCRATCH bytes for reads from the log */
+    uint64_t last_token_check, last_audit_flush, last_health;
+    uint64_t health_dropped, health_errors;
 };
+
+/* Records an audit event (who: the connection, or NULL for the relay itself). */
+void relay_audit(struct relay *r, const char *kind, const struct session *s, const struct conn *c,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Frees sessions and connections marked dead during this loop turn. */
 void relay_reap(struct relay *r);

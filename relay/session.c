@@ -20,6 +20,7 @@
 #include "relay.h"
 
 #define READ_BUDGET (256 * 1024) /* bytes read from one PTY per readable callback */
+#define LOG_CHUNK (256 * 1024)   /* output handed to the store in chunks of at most this */
 #define DRAIN_GRACE_MS 2000      /* after the reap, how long a background holder of the tty may keep it */
 
 static char **build_env(struct relay *r, const char *const *add)
@@ -107,6 +108,14 @@ int session_open(struct relay *r, const struct session_open_args *a, struct sess
         s->cwd = xstrdup(getcwd(buf, sizeof buf) ? buf : "/");
     }
     ring_init(&s->ring, r->cfg.ring_max);
+    ptc_buf_init(&s->logbuf, 0);
+    s->log_first = UINT64_MAX;
+    {
+        int n = 0;
+        while (a->env_add && a->env_add[n])
+            n++;
+        s->env_json = store_json_strv((char *const *)a->env_add, n);
+    }
 
     if (server_adopt_pty(r, s, proc.master) < 0) {
         /* lws closed the master; nothing else owns the child, so end it now. */
@@ -124,6 +133,7 @@ int session_open(struct relay *r, const struct session_open_args *a, struct sess
     r->sessions = s;
     r->nsessions++;
     log_info("session=%.8s opened pid=%d argv0=%s", s->idtext, (int)s->pid, s->argv[0]);
+    session_save(s);
     relay_broadcast_session(r, s, false);
     *out = s;
     return 0;
@@ -166,6 +176,13 @@ static void session_finalize(struct session *s)
     }
     s->in_tail = NULL;
     s->in_bytes = 0;
+    session_flush_log(s);
+    if (s->state == PTC_ST_KILLED)
+        relay_audit(s->relay, "exited", s, NULL, "signal=%s end=%llu", ptc_signal_name(s->signo, tmp),
+                    (unsigned long long)s->ring.end);
+    else
+        relay_audit(s->relay, "exited", s, NULL, "code=%d end=%llu", s->exit_code,
+                    (unsigned long long)s->ring.end);
     session_changed(s);
 }
 
@@ -181,6 +198,12 @@ int session_on_readable(struct session *s)
         if (n > 0) {
             ring_commit(&s->ring, (size_t)n);
             total += (size_t)n;
+            if (s->relay->log_output) {
+                /* A copy for the store, handed over in chunks; SQL happens on its thread. */
+                ptc_buf_append(&s->logbuf, dst, (size_t)n);
+                if (s->logbuf.len >= LOG_CHUNK)
+                    session_flush_log(s);
+            }
             if (s->nwaits)
                 conn_waits_on_output(s, dst, (size_t)n);
             continue;
@@ -333,6 +356,7 @@ int session_resize(struct session *s, uint16_t cols, uint16_t rows)
         s->cols = cols;
         s->rows = rows;
         s->updated_ms = now_wall_ms();
+        session_save(s);
     }
     attach_notify_state(s, true);
     return 0;
@@ -379,6 +403,7 @@ void session_remove(struct session *s)
     if (s->next)
         s->next->prev = s->prev;
     r->nsessions--;
+    store_session_delete(r->store, &s->id);
     s->dead = true;
     s->next = r->dead_sessions;
     s->prev = NULL;
@@ -444,7 +469,7 @@ void session_info(const struct session *s, struct ptc_info *i)
     i->rows = s->rows;
     i->created_ms = s->created_ms;
     i->updated_ms = s->updated_ms;
-    i->start = ring_start(&s->ring);
+    i->start = s->log_first < ring_start(&s->ring) ? s->log_first : ring_start(&s->ring);
     i->end = ring_end(&s->ring);
     i->clients = s->nclients;
     i->attention = s->attention;
@@ -471,6 +496,7 @@ void session_fill_state(const struct session *s, struct ptc_statemsg *m)
 void session_changed(struct session *s)
 {
     s->updated_ms = now_wall_ms();
+    session_save(s);
     attach_notify_state(s, false);
     relay_broadcast_session(s->relay, s, false);
     if (s->nwaits)
@@ -494,6 +520,150 @@ void session_free(struct session *s)
     free(s->argv_v);
     free(s->cwd);
     free(s->name);
+    free(s->env_json);
+    ptc_buf_free(&s->logbuf);
     ring_free(&s->ring);
     free(s);
+}
+
+/* Hands the output read since the last call to the store's writer. */
+void session_flush_log(struct session *s)
+{
+    if (!s->logbuf.len)
+        return;
+    uint8_t *data = s->logbuf.mem;
+    size_t n = s->logbuf.len;
+    /* The store takes the buffer as it is; a fresh one starts empty. */
+    s->logbuf.mem = s->logbuf.data = NULL;
+    s->logbuf.len = s->logbuf.cap = 0;
+    if (s->log_first == UINT64_MAX)
+        s->log_first = s->log_off;
+    store_output(s->relay->store, &s->id, s->log_off, data, n);
+    s->log_off += n;
+}
+
+/* Saves the session's record. */
+void session_save(struct session *s)
+{
+    if (s->dead)
+        return;
+    struct store_session rec;
+    memset(&rec, 0, sizeof rec);
+    rec.id = s->id;
+    rec.name = s->name;
+    rec.argv = store_json_strv(s->argv, s->argc);
+    rec.cwd = s->cwd;
+    rec.env = s->env_json;
+    rec.cols = s->cols;
+    rec.rows = s->rows;
+    rec.pid = s->pid;
+    rec.state = s->state;
+    rec.exit_code = s->exit_code;
+    rec.signo = s->signo;
+    rec.attention = s->attention;
+    rec.created_ms = s->created_ms;
+    rec.updated_ms = s->updated_ms;
+    rec.end = ring_end(&s->ring);
+    rec.idle_ttl_s = s->idle_ttl_ms / 1000;
+    store_session_put(s->relay->store, &rec);
+    free(rec.argv);
+}
+
+/* Re-creates a session from the store; one that was running when the relay died is `lost`. */
+struct session *session_restore(struct relay *r, const struct store_session *rec)
+{
+    struct session *s = xcalloc(1, sizeof *s);
+    s->relay = r;
+    s->id = rec->id;
+    ptc_uuid_format(&s->id, s->idtext);
+    s->name = xstrdup(rec->name ? rec->name : "");
+    s->argv = store_json_parse_strv(rec->argv, &s->argc);
+    if (!s->argv) {
+        s->argv = xcalloc(2, sizeof *s->argv);
+        s->argv[0] = xstrdup("?");
+        s->argc = 1;
+    }
+    s->argv_v = xcalloc((size_t)s->argc + 1, sizeof *s->argv_v);
+    for (int i = 0; i < s->argc; i++)
+        s->argv_v[i] = ptc_str_c(s->argv[i]);
+    s->cwd = xstrdup(rec->cwd ? rec->cwd : "");
+    s->env_json = xstrdup(rec->env ? rec->env : "[]");
+    s->pid = (pid_t)rec->pid;
+    s->state = rec->state;
+    s->exit_code = rec->exit_code;
+    s->signo = rec->signo;
+    s->attention = rec->attention;
+    s->cols = rec->cols ? rec->cols : 80;
+    s->rows = rec->rows ? rec->rows : 24;
+    s->created_ms = rec->created_ms;
+    s->updated_ms = rec->updated_ms;
+    s->proc.master = s->proc.slave = -1;
+    s->reaped = s->pty_closed = true;
+    s->last_output = s->last_activity = now_ms();
+    ring_init(&s->ring, r->cfg.ring_max);
+    s->ring.start = s->ring.end = rec->end;
+    ptc_buf_init(&s->logbuf, 0);
+    s->log_off = rec->end;
+    s->log_first = store_first_offset(r->store, &s->id);
+    bool lost = !ptc_state_is_ended(s->state);
+    if (lost) {
+        s->state = PTC_ST_LOST;
+        s->updated_ms = now_wall_ms();
+    }
+    s->next = r->sessions;
+    if (r->sessions)
+        r->sessions->prev = s;
+    r->sessions = s;
+    r->nsessions++;
+    if (lost) {
+        log_warn("session=%.8s was running when the relay stopped: marked lost (its output stays "
+                 "readable)", s->idtext);
+        session_save(s);
+        relay_audit(r, "lost", s, NULL, "pid=%d", (int)s->pid);
+    }
+    return s;
+}
+
+/* The first offset still retained, in the log or the ring. */
+uint64_t session_first_offset(struct session *s)
+{
+    uint64_t rs = ring_start(&s->ring);
+    if (rs > 0 && s->relay->store) {
+        /* The ring has dropped bytes: the log may hold older ones (retention moves its start). */
+        s->log_first = store_first_offset(s->relay->store, &s->id);
+    }
+    return s->log_first < rs ? s->log_first : rs;
+}
+
+/* Output at off from the log (below the ring) and the ring; stops at a gap after the first byte. */
+size_t session_read(struct session *s, uint64_t off, void *buf, size_t max, uint64_t *at)
+{
+    size_t got = 0;
+    uint64_t next = off;
+    bool first = true;
+    *at = off;
+    for (int guard = 0; got < max && guard < 64; guard++) {
+        uint64_t where;
+        long n;
+        if (next < ring_start(&s->ring) && s->relay->store) {
+            n = store_read(s->relay->store, &s->id, next, (uint8_t *)buf + got, max - got, &where);
+            if (n <= 0) {
+                /* Not (yet) in the log: continue from the ring, which shows the gap. */
+                n = (long)ring_copy(&s->ring, next, (uint8_t *)buf + got, max - got, &where);
+            }
+        } else {
+            n = (long)ring_copy(&s->ring, next, (uint8_t *)buf + got, max - got, &where);
+        }
+        if (n <= 0)
+            break;
+        if (first) {
+            *at = where;
+            first = false;
+        } else if (where != next) {
+            break;
+        }
+        got += (size_t)n;
+        next = where + (uint64_t)n;
+    }
+    return got;
 }

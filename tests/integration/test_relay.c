@@ -384,7 +384,12 @@ Test(relay, signal_stop_and_cont_change_state)
 {
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, SH("echo go; sleep 100"), PTC_MODE_INTERACTIVE);
+    /*
+     * exec: with `sh -c 'echo go; sleep 100'` dash vforks sleep, and a SIGSTOP that lands before
+     * the vforked child execs stops that child while the shell waits uninterruptibly for the
+     * vfork: the shell then never reports a stop. With exec, the session's pid is the sleeper.
+     */
+    ptc_uuid id = open_cmd(c, SH("echo go; exec sleep 100"), PTC_MODE_INTERACTIVE);
     struct out o;
     out_init(&o);
     out_until_text(c, &id, &o, "go");
