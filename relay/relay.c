@@ -87,8 +87,11 @@ void relay_shutdown(struct relay *r)
     for (struct conn *c = r->conns; c; c = c->next)
         conn_close(c, PTC_CLOSE_GOING_AWAY, "relay shutting down");
     for (struct session *s = r->sessions; s; s = s->next)
-        if (!ptc_state_is_ended(s->state) && !s->reaped)
+        if (!ptc_state_is_ended(s->state) && !s->reaped) {
             pty_signal(s->pid, SIGHUP);
+            /* A stopped program would keep SIGHUP pending until continued. */
+            pty_signal(s->pid, SIGCONT);
+        }
 }
 
 /* Whether the shutdown has finished (or its grace ran out, after SIGKILL to what is left). */
