@@ -137,6 +137,8 @@ static int runv(struct run *r, const char *in, bool with_env, const char *const 
     r->status = wait_child(pid, h_timeout_ms() * 3);
     r->out = slurp(outp, &r->outlen);
     r->err = slurp(errp, NULL);
+    cr_assert(!strstr(r->err, "Sanitizer") && !strstr(r->err, "runtime error"),
+              "ptcat %s: sanitizer report:\n%s", args[0], r->err);
     return r->status;
 }
 
