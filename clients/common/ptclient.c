@@ -166,6 +166,7 @@ struct ptc_client_conn {
     struct pending *pend_head, *pend_tail;
     struct kept *kept_head, *kept_tail;
     size_t kept_n, kept_bytes;
+    struct ptc_client_stats st;
 };
 
 static void *xcalloc(size_t n, size_t sz)
@@ -978,6 +979,10 @@ const char *ptc_client_error_message(const struct ptc_client_conn *c) { return c
 int ptc_client_close_code(const struct ptc_client_conn *c) { return c->close_code; }
 const char *ptc_client_close_reason(const struct ptc_client_conn *c) { return c->close_reason; }
 void ptc_client_set_arg(struct ptc_client_conn *c, void *arg) { c->arg = arg; }
+void ptc_client_get_stats(const struct ptc_client_conn *c, struct ptc_client_stats *out)
+{
+    *out = c->st;
+}
 
 /* ---- sending ------------------------------------------------------------------------------- */
 
@@ -998,6 +1003,7 @@ int ptc_client_send_frame(struct ptc_client_conn *c, uint8_t type, const ptc_uui
         return r;
     }
     c->queued += m->b.len - before;
+    c->st.frames_out++;
     if (can_write_user(c))
         want_write(c);
     return 0;
@@ -1106,6 +1112,7 @@ static int queue_request(struct ptc_client_conn *c, const ptc_uuid *session,
         return r;
     }
     c->queued += m->b.len - before;
+    c->st.frames_out++;
     return 0;
 }
 
@@ -1283,6 +1290,9 @@ static void protocol_error(struct ptc_client_conn *c, const char *what, int code
 /* Feeds a received chunk and dispatches every whole frame. */
 static void rx_chunk(struct ptc_client_conn *c, const void *in, size_t len, bool msg_end)
 {
+    c->st.bytes_in += len;
+    if (msg_end)
+        c->st.msgs_in++;
     int r = ptc_stream_feed(&c->in, in, len);
     if (r) {
         protocol_error(c, ptc_strerror(r), r == PTC_ETOOBIG ? PTC_CLOSE_TOO_BIG : PTC_CLOSE_PROTOCOL);
@@ -1297,6 +1307,7 @@ static void rx_chunk(struct ptc_client_conn *c, const void *in, size_t len, bool
             protocol_error(c, ptc_strerror(r), r == PTC_ETOOBIG ? PTC_CLOSE_TOO_BIG : PTC_CLOSE_PROTOCOL);
             return;
         }
+        c->st.frames_in++;
         if (ptc_frame_check(&f)) {
             char what[96];
             snprintf(what, sizeof(what), "%s frame with a malformed payload (%u bytes)",
@@ -1351,7 +1362,9 @@ static int tx_chunk(struct ptc_client_conn *c)
     }
     m->off += n;
     c->queued -= n;
+    c->st.bytes_out += n;
     if (m->off == m->b.len) {
+        c->st.msgs_out++;
         c->oq_head = m->next;
         if (!c->oq_head)
             c->oq_tail = NULL;

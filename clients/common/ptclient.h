@@ -206,6 +206,14 @@ const char *ptc_client_error_message(const struct ptc_client_conn *c);
 /* The close code and reason received (0 / "" if none). */
 int ptc_client_close_code(const struct ptc_client_conn *c);
 const char *ptc_client_close_reason(const struct ptc_client_conn *c);
+/* Counters of one connection (hello included). */
+struct ptc_client_stats {
+    uint64_t msgs_out, frames_out, bytes_out; /* messages and frames queued/written; bytes written */
+    uint64_t msgs_in, frames_in, bytes_in;    /* messages and frames received; bytes received */
+};
+/* Copies the connection's counters: msgs_out counts whole messages written, frames_out frames queued
+ * (raw messages count as none), bytes_* the WebSocket payload bytes. */
+void ptc_client_get_stats(const struct ptc_client_conn *c, struct ptc_client_stats *out);
 /* Replaces the user pointer passed to callbacks. */
 void ptc_client_set_arg(struct ptc_client_conn *c, void *arg);
 
