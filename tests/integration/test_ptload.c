@@ -1,20 +1,15 @@
 /*
- * test_ptload: a short run of each ptload scenario against a real relay. Each test starts
- * PTYRELAY_BIN on 127.0.0.1 port 0 with a temporary data dir (its log drained to a file by a
- * thread), runs PTLOAD_BIN with small counts and --relay-pid, and checks that the JSON result is
+ * test_ptload: a short run of each ptload scenario against a real relay. Each test starts the
+ * relay through the harness (127.0.0.1 port 0, a temporary data dir), runs PTLOAD_BIN with small counts and --relay-pid, and checks that the JSON result is
  * complete, that ptload's own checks passed, and that not one byte was lost, duplicated or wrong.
  * Speed is never checked here: that is docs/benchmarks.md's business. Every wait is bounded.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,20 +17,11 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 
-#define WAIT_MS 20000
+#include "harness.h"
+
 #define RUN_MS 120000
 
-static struct {
-    pid_t pid;
-    int port;
-    char dir[64];
-    char url[64];
-    char token_file[128];
-    char pid_text[16];
-    int log_fd, pipe_fd;
-    pthread_t drain;
-    bool draining;
-} relay;
+static char token_file[128], pid_text[16];
 
 static long long now_ms(void)
 {
@@ -44,101 +30,15 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void *drain(void *arg)
-{
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(relay.pipe_fd, buf, sizeof buf)) > 0)
-        if (write(relay.log_fd, buf, (size_t)n) < 0)
-            break;
-    return NULL;
-}
-
-/* Starts the relay with extra flags (NULL-terminated) and reads its port from the log. */
+/* Starts the relay through the harness (extra flags NULL-terminated). */
 static void relay_start(const char *const *extra)
 {
-    snprintf(relay.dir, sizeof relay.dir, "/tmp/ptload-test.XXXXXX");
-    cr_assert_not_null(mkdtemp(relay.dir));
-    int p[2];
-    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-    const char *argv[16] = {PTYRELAY_BIN, "serve", "--listen", "127.0.0.1:0", "--data", relay.dir};
-    int n = 6;
-    for (int i = 0; extra && extra[i] && n < 15; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    relay.pid = fork();
-    cr_assert_geq(relay.pid, 0);
-    if (relay.pid == 0) {
-        dup2(p[1], 1);
-        dup2(p[1], 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    relay.pipe_fd = p[0];
-
-    /* Read until the listening line, bounded; keep what was read for the log. */
-    char log[8192];
-    size_t len = 0;
-    long long deadline = now_ms() + WAIT_MS;
-    char *at = NULL;
-    while (!at) {
-        long long left = deadline - now_ms();
-        cr_assert_gt(left, 0, "the relay did not say where it listens within %d ms:\n%.*s", WAIT_MS,
-                     (int)len, log);
-        struct pollfd pfd = {.fd = relay.pipe_fd, .events = POLLIN};
-        if (poll(&pfd, 1, (int)left) <= 0)
-            continue;
-        ssize_t r = read(relay.pipe_fd, log + len, sizeof log - 1 - len);
-        cr_assert_gt(r, 0, "the relay exited before listening:\n%.*s", (int)len, log);
-        len += (size_t)r;
-        log[len] = '\0';
-        at = strstr(log, "listening on ws://127.0.0.1:");
-        if (at && !strchr(at, '\n') && len < sizeof log - 1)
-            at = NULL; /* the line is not complete yet */
-    }
-    relay.port = atoi(at + strlen("listening on ws://127.0.0.1:"));
-    cr_assert_gt(relay.port, 0);
-    snprintf(relay.url, sizeof relay.url, "ws://127.0.0.1:%d/ptc1", relay.port);
-    snprintf(relay.token_file, sizeof relay.token_file, "%s/admin.token", relay.dir);
-    snprintf(relay.pid_text, sizeof relay.pid_text, "%d", (int)relay.pid);
-
-    char logpath[128];
-    snprintf(logpath, sizeof logpath, "%s/relay.log", relay.dir);
-    relay.log_fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    cr_assert_geq(relay.log_fd, 0);
-    cr_assert_eq(write(relay.log_fd, log, len), (ssize_t)len);
-    cr_assert_eq(pthread_create(&relay.drain, NULL, drain, NULL), 0);
-    relay.draining = true;
+    h_relay_startv(extra ? extra : (const char *const[]){NULL});
+    snprintf(token_file, sizeof token_file, "%s/admin.token", h_relay_dir());
+    snprintf(pid_text, sizeof pid_text, "%d", (int)h_relay_pid());
 }
 
-/* Stops the relay (SIGTERM, bounded wait, then SIGKILL) and removes its data dir. */
-static void relay_stop(void)
-{
-    if (relay.pid > 0) {
-        int pfd = (int)syscall(SYS_pidfd_open, relay.pid, 0);
-        kill(relay.pid, SIGTERM);
-        struct pollfd w = {.fd = pfd, .events = POLLIN};
-        if (pfd < 0 || poll(&w, 1, WAIT_MS) != 1)
-            kill(relay.pid, SIGKILL);
-        waitpid(relay.pid, NULL, 0);
-        if (pfd >= 0)
-            close(pfd);
-        relay.pid = 0;
-    }
-    if (relay.draining) {
-        pthread_join(relay.drain, NULL); /* the pipe closed with the relay */
-        relay.draining = false;
-        close(relay.pipe_fd);
-        close(relay.log_fd);
-    }
-    if (relay.dir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", relay.dir);
-        cr_expect_eq(system(cmd), 0);
-        relay.dir[0] = '\0';
-    }
-}
+static void relay_stop(void) { h_relay_stop(); }
 
 /*
  * Runs ptload with the scenario and args (NULL-terminated), bounded by RUN_MS, and returns its
@@ -148,8 +48,8 @@ static json_t *ptload(int *status, const char *const *args)
 {
     int p[2];
     cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-    const char *argv[32] = {PTLOAD_BIN, "--quiet", "--url", relay.url, "--token-file",
-                            relay.token_file, "--relay-pid", relay.pid_text};
+    const char *argv[32] = {PTLOAD_BIN, "--quiet", "--url", h_relay_url(), "--token-file",
+                            token_file, "--relay-pid", pid_text};
     int n = 8;
     for (int i = 0; args[i] && n < 31; i++)
         argv[n++] = args[i];
@@ -273,7 +173,7 @@ Test(ptload, throughput_file)
 {
     relay_start(NULL);
     char path[128];
-    snprintf(path, sizeof path, "%s/data.bin", relay.dir);
+    snprintf(path, sizeof path, "%s/data.bin", h_relay_dir());
     FILE *f = fopen(path, "we");
     cr_assert_not_null(f);
     unsigned x = 12345;
