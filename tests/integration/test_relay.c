@@ -130,7 +130,7 @@ static ptc_uuid open_cmd(struct ptc_client_conn *c, const char *const *argv, int
 
 static void teardown(void) { h_relay_stop(); }
 
-TestSuite(relay, .fini = teardown, .timeout = 60);
+TestSuite(relay, .fini = teardown);
 
 Test(relay, hello_reports_scope_and_max_frame)
 {
