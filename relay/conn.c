@@ -426,7 +426,10 @@ void conn_tick(struct conn *c, uint64_t now)
         conn_close(c, PTC_CLOSE_UNAUTHORIZED, "no hello within 10 s");
         return;
     }
-    if (c->blocked_since && now - c->blocked_since >= (uint64_t)c->relay->cfg.stall_timeout_s * 1000) {
+    /* blocked_since may be later than `now`: this tick's session work (a STATE, an EVENT) can
+     * ask for a write after `now` was read, so compare without subtracting. */
+    if (c->blocked_since &&
+        now >= c->blocked_since + (uint64_t)c->relay->cfg.stall_timeout_s * 1000) {
         bool waiting = c->ctl.len > 0;
         for (struct attach *a = c->attach_head; a && !waiting; a = a->next_in_conn)
             waiting = attach_output_waiting(a);
