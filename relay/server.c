@@ -16,12 +16,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "relay.h"
 
@@ -36,12 +41,24 @@ struct server {
     int child_fd, term_fd;
     bool done;
     char iface[256];
+    char host[128];     /* the listen host as given (no brackets) */
+    bool loopback;      /* the listen address is loopback (or a unix socket) */
+    bool wildcard;      /* 0.0.0.0 or :: */
 };
 
 struct pss {
     struct conn *c;
     bool has_bearer;
     uint8_t bearer[32];
+    bool deflate;    /* permessage-deflate was negotiated */
+    uint64_t msg_in; /* bytes of the current message so far (after inflation) */
+};
+
+/* permessage-deflate, offered only with --compress (LIBRARIES.md §1.7). */
+static const struct lws_extension deflate_exts[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+    {NULL, NULL, NULL},
 };
 
 static struct relay *relay_of(struct lws *wsi) { return lws_context_user(lws_get_context(wsi)); }
@@ -68,6 +85,93 @@ static int close_with(struct lws *wsi, struct conn *c)
     return -1;
 }
 
+/*
+ * The upgrade gate (before the 101): a Host that is not one of the relay's names (DNS rebinding)
+ * or an Origin that is not the relay's own nor allowed (a web page in some browser tab) gets a
+ * real HTTP 403, and no WebSocket frame is ever read from it. Clients without Origin pass.
+ */
+static int check_upgrade(struct lws *wsi, const char *proto)
+{
+    struct relay *r = relay_of(wsi);
+    char host[300], origin[400], why[200], peer[64] = "";
+    if (!proto || strcasecmp(proto, "websocket")) {
+        /* h2c or anything else: this relay only upgrades to WebSocket. */
+        snprintf(why, sizeof why, "only WebSocket upgrades are served");
+        goto refuse;
+    }
+    bool has_host = lws_hdr_total_length(wsi, WSI_TOKEN_HOST) > 0;
+    bool has_origin = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0;
+    if ((has_host && lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) < 0) ||
+        (has_origin && lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0)) {
+        snprintf(why, sizeof why, "Host or Origin header too long");
+    } else if (guard_upgrade_allowed(r, has_host ? host : NULL, has_origin ? origin : NULL, why,
+                                     sizeof why)) {
+        return 0;
+    }
+refuse:
+    lws_get_peer_simple(wsi, peer, sizeof peer);
+    log_warn("upgrade refused (403): peer=%s: %s", peer[0] ? peer : "local", why);
+    /*
+     * The status line is written by hand: on this path lws has not recorded the request's HTTP
+     * version and its helpers would answer "HTTP/1.0".
+     */
+    char body[300];
+    uint8_t buf[LWS_PRE + 1024];
+    char *head = (char *)buf + LWS_PRE;
+    int n = snprintf(body, sizeof body, "forbidden: %s\n", why);
+    if (n < 0 || (size_t)n >= sizeof body)
+        n = (int)strlen(body);
+    int hn = snprintf(head, sizeof buf - LWS_PRE,
+                      "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
+                      "connection: close\r\n\r\n%s",
+                      n, body);
+    if (hn < 0 || (size_t)hn >= sizeof buf - LWS_PRE)
+        return -1;
+    if (lws_write(wsi, (unsigned char *)head, (size_t)hn, LWS_WRITE_HTTP_FINAL) != hn)
+        return -1;
+    return 1;
+}
+
+/* Total and per-peer connection limits: the connection just established is closed 4429 if over. */
+static void check_conn_limits(struct relay *r, struct conn *c)
+{
+    if (r->nconns > r->cfg.max_connections) {
+        limit_hit(r, LIM_CONNS, "%u connections open; refusing peer=%s", r->nconns - 1, c->peer);
+        conn_close(c, PTC_CLOSE_TOO_MANY, "too many connections");
+        return;
+    }
+    uint32_t same = 0;
+    for (struct conn *o = r->conns; o; o = o->next)
+        same += !o->dead && !strcmp(o->peer, c->peer);
+    if (same > r->cfg.max_conns_per_peer) {
+        limit_hit(r, LIM_CONNS_PEER, "peer=%s has %u connections open (limit %u)", c->peer,
+                  same - 1, r->cfg.max_conns_per_peer);
+        conn_close(c, PTC_CLOSE_TOO_MANY, "too many connections from this address");
+    }
+}
+
+/*
+ * With permessage-deflate, lws hands over each message in inflated chunks as it inflates it. A
+ * message may carry one whole frame of max_frame plus its header; once its inflated bytes pass
+ * that, the connection is closed 1009 at once, before the rest is inflated.
+ */
+static bool inflate_over_limit(struct lws *wsi, struct pss *pss, size_t len, bool final)
+{
+    struct relay *r = relay_of(wsi);
+    pss->msg_in += len;
+    if (pss->msg_in > (uint64_t)r->cfg.max_frame + PTC_HDR_LEN) {
+        limit_hit(r, LIM_INFLATE, "conn=%u peer=%s: a compressed message inflates past %u bytes: "
+                  "closing 1009", pss->c->id, pss->c->peer, r->cfg.max_frame + PTC_HDR_LEN);
+        static const char why[] = "message inflates past max_frame";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
+                         sizeof why - 1);
+        return true;
+    }
+    if (final)
+        pss->msg_in = 0;
+    return false;
+}
+
 static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     struct pss *pss = user;
@@ -79,6 +183,14 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         if (in && !strcmp(in, "/healthz"))
             return http_reply(wsi, HTTP_STATUS_OK, "ok\n");
         return http_reply(wsi, HTTP_STATUS_NOT_FOUND, "not found: the WebSocket is at /ptc1\n");
+
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return check_upgrade(wsi, in);
+
+    case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+        if (pss)
+            pss->deflate = true;
+        return 0;
 
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_GET_URI) < 0 || strcmp(buf, "/ptc1"))
@@ -100,11 +212,8 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         memcpy(pss->c->bearer, pss->bearer, 32);
         if (r->shutting_down)
             conn_close(pss->c, PTC_CLOSE_GOING_AWAY, "relay shutting down");
-        else if (r->nconns > r->cfg.max_connections) {
-            log_warn("limit: connections (%u) reached; refusing peer=%s", r->cfg.max_connections,
-                     pss->c->peer);
-            conn_close(pss->c, PTC_CLOSE_TOO_MANY, "too many connections");
-        }
+        else
+            check_conn_limits(r, pss->c);
         return 0;
     }
 
@@ -112,6 +221,8 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         if (!pss->c)
             return -1;
         bool final = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+        if (pss->deflate && inflate_over_limit(wsi, pss, len, final))
+            return -1;
         if (conn_on_receive(pss->c, in, len, lws_frame_is_binary(wsi), final) < 0)
             return close_with(wsi, pss->c);
         return 0;
@@ -210,6 +321,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     struct server *srv = lws_container_of(sul, struct server, tick);
     struct relay *r = lws_context_user(srv->ctx);
     relay_tick(r);
+    guard_tick(r, now_ms());
     if (r->shutting_down && relay_shutdown_done(r)) {
         srv->done = true;
         lws_cancel_service(srv->ctx);
@@ -249,6 +361,7 @@ static int parse_listen(const char *spec, struct lws_context_creation_info *info
         }
         snprintf(srv->iface, sizeof srv->iface, "%s", spec + 5);
         info->options |= LWS_SERVER_OPTION_UNIX_SOCK;
+        srv->loopback = true;
         info->iface = srv->iface;
         info->port = 0;
         return 0;
@@ -278,13 +391,18 @@ static int parse_listen(const char *spec, struct lws_context_creation_info *info
     }
     if (!strcmp(host, "localhost"))
         snprintf(host, sizeof host, "127.0.0.1");
+    snprintf(srv->host, sizeof srv->host, "%s", host);
     struct in_addr a4;
     struct in6_addr a6;
     if (inet_pton(AF_INET, host, &a4) == 1) {
         info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+        srv->loopback = (ntohl(a4.s_addr) >> 24) == 127;
+        srv->wildcard = a4.s_addr == htonl(INADDR_ANY);
         if (a4.s_addr != htonl(INADDR_ANY))
             snprintf(srv->iface, sizeof srv->iface, "%s", host);
     } else if (inet_pton(AF_INET6, host, &a6) == 1) {
+        srv->loopback = IN6_IS_ADDR_LOOPBACK(&a6);
+        srv->wildcard = IN6_IS_ADDR_UNSPECIFIED(&a6);
         if (!IN6_IS_ADDR_UNSPECIFIED(&a6))
             snprintf(srv->iface, sizeof srv->iface, "%s", host);
     } else {
@@ -295,6 +413,105 @@ static int parse_listen(const char *spec, struct lws_context_creation_info *info
     info->iface = srv->iface[0] ? srv->iface : NULL;
     info->port = (int)port;
     return 0;
+}
+
+/*
+ * The listen policy and TLS. A listener that other machines can reach is refused without TLS
+ * unless --insecure-no-tls says the network is trusted. TLS: the cert and key through lws and
+ * OpenSSL (global init in the vhost options too, or lws silently serves plain HTTP), TLS 1.2 or
+ * newer, ALPN http/1.1 only (one TCP connection per WebSocket). Compression only with --compress.
+ */
+static int setup_security(struct relay *r, struct server *srv, struct lws_context_creation_info *info)
+{
+    struct config *cfg = &r->cfg;
+    r->unix_listen = !strncmp(cfg->listen, "unix:", 5);
+    if (!cfg->tls_cert && !srv->loopback) {
+        if (!cfg->insecure_no_tls) {
+            log_error("refusing to listen on %s without TLS: tokens and every keystroke would "
+                      "cross the network in clear. Give --tls-cert and --tls-key, or listen on "
+                      "127.0.0.1 behind a TLS reverse proxy or a tunnel, or pass --insecure-no-tls "
+                      "if this network is trusted (see docs/security.md)",
+                      cfg->listen);
+            return -1;
+        }
+        log_warn("listening on %s WITHOUT TLS (--insecure-no-tls): tokens and terminal traffic "
+                 "cross the network in clear",
+                 cfg->listen);
+    }
+    if (cfg->tls_cert) {
+        if (access(cfg->tls_cert, R_OK) || access(cfg->tls_key, R_OK)) {
+            log_error("TLS: cannot read %s: %s", access(cfg->tls_cert, R_OK) ? cfg->tls_cert
+                                                                              : cfg->tls_key,
+                      strerror(errno));
+            return -1;
+        }
+        struct stat st;
+        if (!stat(cfg->tls_key, &st) && (st.st_mode & 0077))
+            log_warn("TLS: the key %s can be read by other users (mode %03o); chmod 600 it",
+                     cfg->tls_key, (unsigned)(st.st_mode & 0777));
+        info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info->ssl_cert_filepath = cfg->tls_cert;
+        info->ssl_private_key_filepath = cfg->tls_key;
+        info->ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
+        info->alpn = "http/1.1";
+        r->tls = true;
+    }
+    if (cfg->compress)
+        info->extensions = deflate_exts;
+    log_info("security: TLS %s, permessage-deflate %s, max %u connections (%u per peer), "
+             "login failures %u/min per peer",
+             r->tls ? "on (1.2+)" : "off", cfg->compress ? "on" : "off", cfg->max_connections,
+             cfg->max_conns_per_peer, cfg->login_fail_limit);
+    return 0;
+}
+
+/* Adds the certificate's DNS and IP names (subjectAltName) as own names on the listen port. */
+static void cert_names(struct relay *r, int port)
+{
+    FILE *f = fopen(r->cfg.tls_cert, "r");
+    if (!f)
+        return;
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    if (!x)
+        return;
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        char name[300] = "";
+        if (g->type == GEN_DNS) {
+            const unsigned char *d = ASN1_STRING_get0_data(g->d.dNSName);
+            int n = ASN1_STRING_length(g->d.dNSName);
+            if (n > 0 && n < 256 && !memchr(d, 0, (size_t)n) && !memchr(d, '*', (size_t)n))
+                snprintf(name, sizeof name, "%.*s:%d", n, (const char *)d, port);
+        } else if (g->type == GEN_IPADD) {
+            int n = ASN1_STRING_length(g->d.iPAddress);
+            const unsigned char *d = ASN1_STRING_get0_data(g->d.iPAddress);
+            char ip[INET6_ADDRSTRLEN];
+            if (n == 4 && inet_ntop(AF_INET, d, ip, sizeof ip))
+                snprintf(name, sizeof name, "%s:%d", ip, port);
+            else if (n == 16 && inet_ntop(AF_INET6, d, ip, sizeof ip))
+                snprintf(name, sizeof name, "[%s]:%d", ip, port);
+        }
+        if (name[0])
+            guard_hosts_add(r, name);
+    }
+    GENERAL_NAMES_free(names);
+    X509_free(x);
+}
+
+/* Records the names a WebSocket upgrade may use as Host, and says them in the log. */
+static void own_names(struct relay *r, struct server *srv)
+{
+    guard_hosts_init(r, srv->host, r->listen_port, srv->loopback, srv->wildcard);
+    if (r->tls)
+        cert_names(r, r->listen_port);
+    char text[1024];
+    guard_hosts_text(r, text, sizeof text);
+    log_info("accepting WebSocket upgrades for Host %s (more with --allow-host)", text);
+    if (srv->wildcard && !r->cfg.allow_host && !r->tls)
+        log_warn("listening on every address: clients must use one of the names above, or add "
+                 "the name they use with --allow-host");
 }
 
 /* Creates the context, the listener, the signal fds and the tick. */
@@ -322,6 +539,8 @@ int server_init(struct relay *r)
         log_error("%s", err);
         return -1;
     }
+    if (setup_security(r, srv, &info) < 0)
+        return -1;
     info.protocols = protocols;
     info.user = r;
     info.vhost_name = "default";
@@ -366,10 +585,11 @@ int server_init(struct relay *r)
         log_info("listening on %s", r->cfg.listen);
     } else {
         r->listen_port = lws_get_vhost_listen_port(srv->vh);
+        own_names(r, srv);
         const char *host = srv->iface[0] ? srv->iface : "0.0.0.0";
         bool v6 = strchr(host, ':') != NULL;
-        log_info("listening on ws://%s%s%s:%d/ptc1", v6 ? "[" : "", host, v6 ? "]" : "",
-                 r->listen_port);
+        log_info("listening on %s://%s%s%s:%d/ptc1", r->tls ? "wss" : "ws", v6 ? "[" : "", host,
+                 v6 ? "]" : "", r->listen_port);
     }
     lws_sul_schedule(srv->ctx, 0, &srv->tick, tick_cb, TICK_US);
     return 0;
