@@ -896,7 +896,8 @@ struct ptc_client_conn *ptc_client_connect(struct ptc_client_ctx *ctx, const cha
     ci.port = c->url.port;
     ci.path = c->url.path;
     ci.host = c->url.host;
-    ci.origin = c->url.host;
+    /* No Origin: this is not a browser, and the relay checks Origin only when one is sent. */
+    ci.origin = NULL;
     ci.protocol = PROTO_WS;
     ci.local_protocol_name = PROTO_WS;
     ci.opaque_user_data = c; /* no pwsi: lws would write into c after it is freed */
