@@ -451,16 +451,17 @@ void conn_tick(struct conn *c, uint64_t now)
     }
 }
 
-/* Registers a wait or answers it at once. Returns 0, or a PTC_C_* code with msg set. */
-int conn_wait_add(struct conn *c, struct session *s, const struct ptc_request *rq, char *msg,
-                  size_t msglen)
+/* Registers a wait or answers it at once. 0, or -1 with *code and msg set. */
+int conn_wait_add(struct conn *c, struct session *s, const struct ptc_request *rq, int *code,
+                  char *msg, size_t msglen)
 {
     unsigned n = 0;
     for (struct wait_req *w = c->waits; w; w = w->next)
         n++;
     if (n >= WAITS_MAX) {
         snprintf(msg, msglen, "too many pending waits on this connection (%d)", WAITS_MAX);
-        return PTC_C_LIMIT;
+        *code = PTC_C_LIMIT;
+        return -1;
     }
     struct wait_req *w = xcalloc(1, sizeof *w);
     w->conn = c;
@@ -481,7 +482,8 @@ int conn_wait_add(struct conn *c, struct session *s, const struct ptc_request *r
             regerror(rc, &w->re, e, sizeof e);
             snprintf(msg, msglen, "pattern: %s", e);
             free(w);
-            return PTC_C_BAD_REQUEST;
+            *code = PTC_C_BAD_REQUEST;
+            return -1;
         }
         w->have_re = true;
         /* Recent output counts: the prompt may already be on the screen. */

@@ -385,8 +385,8 @@ static void op_read(struct op_ctx *x)
 static void op_wait(struct op_ctx *x)
 {
     char msg[160];
-    int code = conn_wait_add(x->c, x->s, x->rq, msg, sizeof msg);
-    if (code)
+    int code;
+    if (conn_wait_add(x->c, x->s, x->rq, &code, msg, sizeof msg) < 0)
         conn_reply_error(x->c, x->rq->id, code, "%s", msg);
 }
 

@@ -491,9 +491,12 @@ void conn_event_session(struct conn *c, const struct session *s, bool removed);
 void conn_close(struct conn *c, int code, const char *reason);
 /* Periodic: hello timeout, stall detection, waits. */
 void conn_tick(struct conn *c, uint64_t now);
-/* Registers a `wait` or answers it at once. 0, or a PTC_C_* code with msg set. */
-int conn_wait_add(struct conn *c, struct session *s, const struct ptc_request *rq, char *msg,
-                  size_t msglen);
+/*
+ * Registers a `wait` or answers it at once. 0, or -1 with *code (a PTC_C_* code; bad_request is 0)
+ * and msg set for the failed REPLY.
+ */
+int conn_wait_add(struct conn *c, struct session *s, const struct ptc_request *rq, int *code,
+                  char *msg, size_t msglen);
 /* A session gained output / changed state: re-evaluate the conn's waits on it. */
 void conn_waits_on_output(struct session *s, const uint8_t *p, size_t n);
 void conn_waits_on_state(struct session *s);
