@@ -23,6 +23,8 @@ struct attach *attach_new(struct conn *c, struct session *s, int mode, uint64_t 
     a->cursor = offset;
     a->acked = offset;
     a->window = window;
+    /* An ended session changes no more: say how it ended, after its retained output. */
+    a->state_pending = ptc_state_is_ended(s->state);
     a->next_in_conn = c->attach_head;
     c->attach_head = a;
     c->nattach++;
