@@ -766,8 +766,14 @@ Test(ptcat, attach_in_tmux, .fini = tmux_end)
             "echo \"ATTACH-EXIT=$?\"\n"
             "stty -g > %s/after\n"
             "echo AFTER-WRITTEN\n"
+            "read go\n"
+            "PTYRELAY_URL='%s' PTYRELAY_TOKEN='%s' sh -c 'echo $$ > %s/pid2; exec %s attach term'\n"
+            "echo \"ATTACH2-EXIT=$?\"\n"
+            "stty -g > %s/after2\n"
+            "echo AFTER2-WRITTEN\n"
             "exec sleep 600\n",
-            tmpdir, h_relay_url(), h_relay_token(), PTCAT_BIN, tmpdir);
+            tmpdir, h_relay_url(), h_relay_token(), PTCAT_BIN, tmpdir, h_relay_url(),
+            h_relay_token(), tmpdir, PTCAT_BIN, tmpdir);
     fclose(f);
     tmux("new-session -d -s t -x 100 -y 30 'sh %s'", script);
     wait_screen("tsh>");
@@ -799,6 +805,27 @@ Test(ptcat, attach_in_tmux, .fini = tmux_end)
     snprintf(p2, sizeof p2, "%s/after", tmpdir);
     char *b = slurp(p1, NULL), *a = slurp(p2, NULL);
     cr_assert_str_eq(a, b, "terminal settings restored");
+    free(a);
+    free(b);
+    /* SIGTERM while attached: the terminal is restored too */
+    tmux("send-keys -t t go Enter");
+    v = NULL;
+    WAIT_UNTIL((json_decref(v), v = info_json("term"), jint(v, "clients") == 1),
+               "the second attach");
+    json_decref(v);
+    snprintf(p1, sizeof p1, "%s/pid2", tmpdir);
+    char *pidtext = slurp(p1, NULL);
+    pid_t apid = (pid_t)atoi(pidtext);
+    free(pidtext);
+    cr_assert_gt(apid, 1);
+    cr_assert_eq(kill(apid, SIGTERM), 0);
+    wait_screen("AFTER2-WRITTEN");
+    cr_assert(strstr(capture(), "ATTACH2-EXIT=143"), "%s", capture());
+    snprintf(p1, sizeof p1, "%s/before", tmpdir);
+    snprintf(p2, sizeof p2, "%s/after2", tmpdir);
+    b = slurp(p1, NULL);
+    a = slurp(p2, NULL);
+    cr_assert_str_eq(a, b, "terminal settings restored after SIGTERM");
     free(a);
     free(b);
     /* the typed text is in the session's output: it went through the relay */
