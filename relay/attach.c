@@ -112,6 +112,17 @@ bool attach_output_waiting(const struct attach *a)
     return !a->window && a->cursor < ring_end(&a->session->ring);
 }
 
+/*
+ * Moves the cursor forward over bytes that are retained nowhere. They count as acknowledged: they
+ * can never be sent, and a window must still allow `window` bytes in flight past them (left at
+ * the old ACK, it would stay shut for a client that has acknowledged everything it was sent).
+ */
+static void attach_skip(struct attach *a, uint64_t to)
+{
+    a->acked += to - a->cursor;
+    a->cursor = to;
+}
+
 /* Appends what is due, with at most budget bytes of output. */
 size_t attach_fill(struct attach *a, struct ptc_buf *b, size_t budget)
 {
@@ -147,7 +158,7 @@ size_t attach_fill(struct attach *a, struct ptc_buf *b, size_t budget)
             /* Not in the log either: jump to the ring; the offset shows the gap. */
             log_debug("%s: session=%.8s conn=%u gap of %llu bytes", __func__, s->idtext, a->conn->id,
                       (unsigned long long)(ring_start(&s->ring) - a->cursor));
-            a->cursor = ring_start(&s->ring);
+            attach_skip(a, ring_start(&s->ring));
             continue;
         }
         size_t n;
@@ -155,6 +166,11 @@ size_t attach_fill(struct attach *a, struct ptc_buf *b, size_t budget)
         const uint8_t *p = ring_peek(&s->ring, a->cursor, &n, &at);
         if (!p || !n)
             break;
+        if (at > a->cursor) {
+            /* Behind the ring with no log to replay from. */
+            attach_skip(a, at);
+            continue;
+        }
         if (n > room)
             n = room;
         ptc_output_append(b, &s->id, at, p, n);
