@@ -148,6 +148,16 @@ struct session *session_find(struct relay *r, const ptc_uuid *id)
     return NULL;
 }
 
+/* The input queue has room again: resume reading the connections paused on it. */
+static void resume_senders(struct session *s)
+{
+    for (struct attach *a = s->attach_head; a; a = a->next_in_session)
+        if (a->conn->rx_paused) {
+            a->conn->rx_paused = false;
+            server_conn_rx_flow(a->conn, true);
+        }
+}
+
 static void session_finalize(struct session *s)
 {
     if (ptc_state_is_ended(s->state))
@@ -168,7 +178,8 @@ static void session_finalize(struct session *s)
     else
         log_info("session=%.8s exited code=%d end=%llu", s->idtext, s->exit_code,
                  (unsigned long long)s->ring.end);
-    /* Input that never reached the program is dropped. */
+    /* Input that never reached the program is dropped; whoever was paused on it reads again. */
+    bool had_full = !session_input_has_room(s);
     while (s->in_head) {
         struct input_chunk *c = s->in_head;
         s->in_head = c->next;
@@ -176,6 +187,8 @@ static void session_finalize(struct session *s)
     }
     s->in_tail = NULL;
     s->in_bytes = 0;
+    if (had_full)
+        resume_senders(s);
     session_flush_log(s);
     if (s->state == PTC_ST_KILLED)
         relay_audit(s->relay, "exited", s, NULL, "signal=%s end=%llu", ptc_signal_name(s->signo, tmp),
@@ -306,13 +319,8 @@ void session_on_writable(struct session *s)
             free(c);
         }
     }
-    if (had_full && session_input_has_room(s)) {
-        for (struct attach *a = s->attach_head; a; a = a->next_in_session)
-            if (a->conn->rx_paused) {
-                a->conn->rx_paused = false;
-                server_conn_rx_flow(a->conn, true);
-            }
-    }
+    if (had_full && session_input_has_room(s))
+        resume_senders(s);
 }
 
 /* Whether the input queue is below its limit. */
