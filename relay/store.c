@@ -189,7 +189,7 @@ static int step_done(sqlite3_stmt *s)
 
 struct wstmts {
     sqlite3_stmt *session, *del_sess, *del_out, *out, *end, *event, *used, *trim, *first, *total,
-        *trim_total;
+        *oldest, *trim_total;
 };
 
 static void prep(struct store *st, sqlite3_stmt **s, const char *sql)
@@ -284,26 +284,39 @@ static void write_item(struct store *st, struct wstmts *w, struct item *it)
     }
 }
 
-/* Drops the oldest chunks of all sessions while the log is over its total cap. */
+/*
+ * Drops the oldest chunks of all sessions, one at a time, until the log is back under its total
+ * cap: only as many as needed, so the log keeps everything the cap allows.
+ */
 static void trim_total(struct store *st, struct wstmts *w)
 {
     if (!st->opts.total_max)
         return;
-    for (int round = 0; round < 64; round++) {
-        sqlite3_int64 total = 0;
-        if (sqlite3_step(w->total) == SQLITE_ROW)
-            total = sqlite3_column_int64(w->total, 0);
-        sqlite3_reset(w->total);
-        if ((uint64_t)total <= st->opts.total_max)
-            return;
+    sqlite3_int64 total = 0;
+    if (sqlite3_step(w->total) == SQLITE_ROW)
+        total = sqlite3_column_int64(w->total, 0);
+    sqlite3_reset(w->total);
+    bool trimmed = false;
+    for (int round = 0; round < 100000 && (uint64_t)total > st->opts.total_max; round++) {
+        if (sqlite3_step(w->oldest) != SQLITE_ROW) {
+            sqlite3_reset(w->oldest);
+            break;
+        }
+        sqlite3_int64 rowid = sqlite3_column_int64(w->oldest, 0);
+        sqlite3_int64 len = sqlite3_column_int64(w->oldest, 1);
+        sqlite3_reset(w->oldest);
+        sqlite3_bind_int64(w->trim_total, 1, rowid);
         if (step_done(w->trim_total))
-            return;
-        /* Each session's first retained offset follows what is left. */
+            break;
+        total -= len;
+        trimmed = true;
+    }
+    /* Each session's first retained offset follows what is left. */
+    if (trimmed)
         exec_sql(st->wr,
                  "UPDATE sessions SET start_off = COALESCE((SELECT min(off) FROM output WHERE "
                  "output.session = sessions.id), end_off)",
                  NULL, 0);
-    }
 }
 
 static void *writer_main(void *arg)
@@ -328,8 +341,8 @@ static void *writer_main(void *arg)
          "UPDATE sessions SET start_off=COALESCE((SELECT min(off) FROM output WHERE session=?1),"
          " end_off) WHERE id=?2");
     prep(st, &w.total, "SELECT COALESCE(sum(length(data)),0) FROM output");
-    prep(st, &w.trim_total,
-         "DELETE FROM output WHERE rowid IN (SELECT rowid FROM output ORDER BY rowid LIMIT 64)");
+    prep(st, &w.oldest, "SELECT rowid, length(data) FROM output ORDER BY rowid LIMIT 1");
+    prep(st, &w.trim_total, "DELETE FROM output WHERE rowid=?1");
 
     pthread_mutex_lock(&st->mu);
     for (;;) {
@@ -375,8 +388,8 @@ static void *writer_main(void *arg)
         }
     }
     pthread_mutex_unlock(&st->mu);
-    sqlite3_stmt *all[] = {w.session, w.del_sess, w.del_out, w.out,  w.end,        w.event,
-                           w.used,    w.trim,     w.first,   w.total, w.trim_total};
+    sqlite3_stmt *all[] = {w.session, w.del_sess, w.del_out, w.out,    w.end,       w.event,
+                           w.used,    w.trim,     w.first,   w.total, w.oldest, w.trim_total};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     return NULL;
