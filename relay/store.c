@@ -179,6 +179,25 @@ static void note_error(struct store *st, const char *what)
     pthread_mutex_unlock(&st->mu);
 }
 
+/* Counts output bytes the log lost. */
+static void drop_output(struct store *st, uint64_t n)
+{
+    if (!n)
+        return;
+    pthread_mutex_lock(&st->mu);
+    st->dropped_bytes += n;
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* Opens a batch's write transaction. false (and the error noted) when it could not. */
+static bool begin_batch(struct store *st)
+{
+    if (sqlite3_exec(st->wr, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
+        return true;
+    note_error(st, "starting a log transaction");
+    return false;
+}
+
 static int step_done(sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);
@@ -198,9 +217,11 @@ static void prep(struct store *st, sqlite3_stmt **s, const char *sql)
         fatal("store: preparing '%s': %s", sql, sqlite3_errmsg(st->wr));
 }
 
-static void write_item(struct store *st, struct wstmts *w, struct item *it)
+/* Writes one queued item in the open transaction. 0, or -1 when its statement failed. */
+static int write_item(struct store *st, struct wstmts *w, struct item *it)
 {
     sqlite3_stmt *s;
+    int bad = 0;
     switch (it->kind) {
     case IT_SESSION: {
         const struct store_session *r = &it->rec;
@@ -223,14 +244,14 @@ static void write_item(struct store *st, struct wstmts *w, struct item *it)
         sqlite3_bind_text(s, 14, ptc_attention_name(r->attention), -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 15, (sqlite3_int64)r->idle_ttl_s);
         sqlite3_bind_int64(s, 16, (sqlite3_int64)r->end);
-        if (step_done(s))
+        if ((bad = step_done(s)))
             note_error(st, "saving a session");
         break;
     }
     case IT_DELETE:
         sqlite3_bind_blob(w->del_out, 1, it->sid.b, 16, SQLITE_STATIC);
         sqlite3_bind_blob(w->del_sess, 1, it->sid.b, 16, SQLITE_STATIC);
-        if (step_done(w->del_out) || step_done(w->del_sess))
+        if ((bad = step_done(w->del_out) || step_done(w->del_sess)))
             note_error(st, "removing a session");
         break;
     case IT_OUTPUT: {
@@ -240,10 +261,8 @@ static void write_item(struct store *st, struct wstmts *w, struct item *it)
         sqlite3_bind_blob(s, 3, it->data, (int)it->len, SQLITE_STATIC);
         if (step_done(s)) {
             note_error(st, "appending output to the log");
-            pthread_mutex_lock(&st->mu);
-            st->dropped_bytes += it->len;
-            pthread_mutex_unlock(&st->mu);
-            break;
+            drop_output(st, it->len);
+            return -1;
         }
         sqlite3_bind_int64(w->end, 1, (sqlite3_int64)(it->off + it->len));
         sqlite3_bind_blob(w->end, 2, it->sid.b, 16, SQLITE_STATIC);
@@ -271,17 +290,18 @@ static void write_item(struct store *st, struct wstmts *w, struct item *it)
         sqlite3_bind_text(s, 4, it->s2, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 5, it->s3, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 6, it->s4, -1, SQLITE_STATIC);
-        if (step_done(s))
+        if ((bad = step_done(s)))
             note_error(st, "recording an audit event");
         break;
     case IT_TOKEN_USED:
         sqlite3_bind_int64(w->used, 1, (sqlite3_int64)it->ts);
         sqlite3_bind_text(w->used, 2, it->s1, -1, SQLITE_STATIC);
-        step_done(w->used);
+        bad = step_done(w->used);
         break;
     default:
         break;
     }
+    return bad ? -1 : 0;
 }
 
 /*
@@ -352,28 +372,37 @@ static void *writer_main(void *arg)
             break;
         struct item *batch = st->head;
         st->head = st->tail = NULL;
-        size_t bytes = st->queued_bytes;
         st->queued_bytes = 0;
         pthread_mutex_unlock(&st->mu);
 
         bool output = false;
         uint64_t barrier = 0;
-        if (sqlite3_exec(st->wr, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-            note_error(st, "starting a log transaction");
+        uint64_t txn_out = 0; /* output bytes inserted in the open transaction */
+        bool in_txn = begin_batch(st);
         for (struct item *it = batch; it; it = it->next) {
             if (it->kind == IT_BARRIER)
                 barrier = it->off;
             output |= it->kind == IT_OUTPUT;
-            write_item(st, &w, it);
+            if (write_item(st, &w, it) == 0 && it->kind == IT_OUTPUT)
+                txn_out += it->len;
+            if (in_txn && sqlite3_get_autocommit(st->wr)) {
+                /*
+                 * SQLite rolled the whole transaction back (it does on SQLITE_FULL and I/O
+                 * errors): the output it held is lost too. The rest of the batch goes on in a
+                 * new transaction rather than in autocommit mode.
+                 */
+                drop_output(st, txn_out);
+                txn_out = 0;
+                in_txn = begin_batch(st);
+            }
         }
         if (output)
             trim_total(st, &w);
-        if (sqlite3_exec(st->wr, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        if (in_txn && sqlite3_exec(st->wr, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
             note_error(st, "committing the log");
-            sqlite3_exec(st->wr, "ROLLBACK", NULL, NULL, NULL);
-            pthread_mutex_lock(&st->mu);
-            st->dropped_bytes += bytes;
-            pthread_mutex_unlock(&st->mu);
+            if (!sqlite3_get_autocommit(st->wr))
+                sqlite3_exec(st->wr, "ROLLBACK", NULL, NULL, NULL);
+            drop_output(st, txn_out);
         }
         while (batch) {
             struct item *it = batch;
