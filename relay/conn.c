@@ -433,10 +433,19 @@ void conn_tick(struct conn *c, uint64_t now)
         bool waiting = c->ctl.len > 0;
         for (struct attach *a = c->attach_head; a && !waiting; a = a->next_in_conn)
             waiting = attach_output_waiting(a);
+        if (waiting && c->close_code) {
+            /* Its close frame could not go out within another stall period either: cut it. */
+            server_conn_close_now(c, c->close_code, c->close_reason);
+            return;
+        }
         if (waiting) {
             log_warn("conn=%u peer=%s stalled for %us with output waiting: closing 4408", c->id,
                      c->peer, c->relay->cfg.stall_timeout_s);
-            server_conn_close_now(c, PTC_CLOSE_SLOW, "slow consumer: stalled past the limit");
+            /* The socket is full, so a close frame cut off now would never reach the peer:
+             * send no more output, and let the 4408 follow what the socket holds as soon as the
+             * peer reads again (the check above cuts a peer that never does). */
+            conn_close(c, PTC_CLOSE_SLOW, "slow consumer: stalled past the limit");
+            c->blocked_since = now;
             return;
         }
     }
