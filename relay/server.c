@@ -51,6 +51,7 @@ struct pss {
     bool has_bearer;
     uint8_t bearer[32];
     bool deflate;    /* permessage-deflate was negotiated */
+    bool inflate_over; /* a message inflated past the limit: closing */
     uint64_t msg_in; /* bytes of the current message so far (after inflation) */
 };
 
@@ -153,7 +154,7 @@ static void check_conn_limits(struct relay *r, struct conn *c)
 /*
  * With permessage-deflate, lws hands over each message in inflated chunks as it inflates it. A
  * message may carry one whole frame of max_frame plus its header; once its inflated bytes pass
- * that, the connection is closed 1009 at once, before the rest is inflated.
+ * that, the connection is closed 1009, and nothing more of it reaches the connection.
  */
 static bool inflate_over_limit(struct lws *wsi, struct pss *pss, size_t len, bool final)
 {
@@ -162,9 +163,13 @@ static bool inflate_over_limit(struct lws *wsi, struct pss *pss, size_t len, boo
     if (pss->msg_in > (uint64_t)r->cfg.max_frame + PTC_HDR_LEN) {
         limit_hit(r, LIM_INFLATE, "conn=%u peer=%s: a compressed message inflates past %u bytes: "
                   "closing 1009", pss->c->id, pss->c->peer, r->cfg.max_frame + PTC_HDR_LEN);
-        static const char why[] = "message inflates past max_frame";
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
-                         sizeof why - 1);
+        /*
+         * Returning -1 from RECEIVE inside lws' inflate loop does not close the connection
+         * (lws 4.1.6 goes on inflating): what is still inflated is dropped, and the WRITEABLE
+         * that conn_close asks for closes it with 1009.
+         */
+        pss->inflate_over = true;
+        conn_close(pss->c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message inflates past max_frame");
         return true;
     }
     if (final)
@@ -221,10 +226,15 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         if (!pss->c)
             return -1;
         bool final = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
-        if (pss->deflate && inflate_over_limit(wsi, pss, len, final))
+        if (pss->deflate && (pss->inflate_over || inflate_over_limit(wsi, pss, len, final)))
             return -1;
-        if (conn_on_receive(pss->c, in, len, lws_frame_is_binary(wsi), final) < 0)
+        if (conn_on_receive(pss->c, in, len, lws_frame_is_binary(wsi), final) < 0) {
+            /* inside lws' inflate loop -1 is ignored: the WRITEABLE that conn_close asked for
+             * closes it then, with the code */
+            if (pss->deflate)
+                pss->inflate_over = true;
             return close_with(wsi, pss->c);
+        }
         return 0;
     }
 
