@@ -556,20 +556,45 @@ int lsess_dispose(struct lconn *ctl, struct lsess *s, lsess_disposed_cb cb, void
     return r;
 }
 
+/* At most this many removals in flight: the relay allows 64 pending `wait`s per connection. */
+#define CLEANUP_WINDOW 32
+
 struct cleanup {
     struct load *L;
-    uint32_t pending, removed;
+    struct lconn *ctl;
+    struct lsess **ss;
+    uint32_t n, next, pending, removed;
 };
+
+static void cleanup_one(struct lsess *s, bool ok, void *arg);
+
+static void cleanup_more(struct cleanup *cu)
+{
+    while (cu->next < cu->n && cu->pending < CLEANUP_WINDOW) {
+        struct lsess *s = cu->ss[cu->next++];
+        if (!s || !s->have_id || s->cleaned)
+            continue;
+        cu->pending++;
+        if (lsess_dispose(cu->ctl, s, cleanup_one, cu) < 0)
+            cu->pending--;
+    }
+}
 
 static void cleanup_one(struct lsess *s, bool ok, void *arg)
 {
     struct cleanup *cu = arg;
     cu->removed += ok;
-    if (!--cu->pending)
+    cu->pending--;
+    cleanup_more(cu);
+    if (!cu->pending)
         load_poke(cu->L);
 }
 
-static bool cleanup_settled(void *arg) { return ((struct cleanup *)arg)->pending == 0; }
+static bool cleanup_settled(void *arg)
+{
+    struct cleanup *cu = arg;
+    return cu->pending == 0 && cu->next >= cu->n;
+}
 
 static void cleanup_progress(void *arg, char *buf, size_t cap)
 {
@@ -581,7 +606,7 @@ static void cleanup_progress(void *arg, char *buf, size_t cap)
 uint32_t load_cleanup(struct load *L, struct lconn *ctl, struct lsess **ss, uint32_t n,
                       uint64_t timeout_ms)
 {
-    struct cleanup cu = {.L = L};
+    struct cleanup cu = {.L = L, .ctl = ctl, .ss = ss, .n = n};
     uint32_t want = 0;
     for (uint32_t i = 0; i < n; i++)
         want += ss[i] && ss[i]->have_id && !ss[i]->cleaned;
@@ -591,17 +616,10 @@ uint32_t load_cleanup(struct load *L, struct lconn *ctl, struct lsess **ss, uint
         load_error(L, "cleanup: no ready connection; %u sessions left on the relay", want);
         return 0;
     }
-    for (uint32_t i = 0; i < n; i++) {
-        struct lsess *s = ss[i];
-        if (!s || !s->have_id || s->cleaned)
-            continue;
-        cu.pending++;
-        if (lsess_dispose(ctl, s, cleanup_one, &cu) < 0)
-            cu.pending--;
-    }
-    if (cu.pending && !load_run(L, cleanup_settled, &cu, timeout_ms, cleanup_progress)) {
-        load_error(L, "cleanup: %u sessions not removed within %" PRIu64 " ms", cu.pending,
-                   timeout_ms);
+    cleanup_more(&cu);
+    if (!cleanup_settled(&cu) && !load_run(L, cleanup_settled, &cu, timeout_ms, cleanup_progress)) {
+        load_error(L, "cleanup: %u sessions not removed within %" PRIu64 " ms",
+                   want - cu.removed, timeout_ms);
         /* The callbacks still point at cu: end the connection so they are dropped unanswered. */
         ptc_client_conn_free(ctl->c);
         ctl->c = NULL;

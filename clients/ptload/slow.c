@@ -120,6 +120,9 @@ int slow_run(struct load *L, json_t *out)
     json_object_set_new(out, "relay_phase_start", procstat_json(&b0));
     json_object_set_new(out, "relay_phase_end", procstat_json(&b1));
     json_object_set_new(out, "relay_hold_end", procstat_json(&b2));
+    if (b1.ok && b2.ok) /* from the readers' end (ring full) to the end of the hold */
+        json_object_set_new(out, "rss_growth_during_stall_kb",
+                            json_integer((json_int_t)b2.rss_kb - (json_int_t)b1.rss_kb));
     if (b0.ok && b2.ok)
         json_object_set_new(out, "rss_growth_kb",
                             json_integer((json_int_t)b2.rss_kb - (json_int_t)b0.rss_kb));
