@@ -23,6 +23,8 @@
 #define LOG_CHUNK (256 * 1024)   /* output handed to the store in chunks of at most this */
 #define DRAIN_GRACE_MS 2000      /* after the reap, how long a background holder of the tty may keep it */
 
+static uint64_t log_first_now(const struct session *s);
+
 static char **build_env(struct relay *r, const char *const *add)
 {
     size_t nadd = 0;
@@ -332,6 +334,7 @@ bool session_input_has_room(const struct session *s)
 /* Queues input and writes what the PTY takes now. */
 int session_input(struct session *s, struct attach *from, const uint8_t *p, size_t n)
 {
+    log_debug("%s: session=%.8s %zu bytes, %zu queued", __func__, s->idtext, n, s->in_bytes);
     s->last_activity = now_ms();
     if (!n)
         return 0;
@@ -477,7 +480,9 @@ void session_info(const struct session *s, struct ptc_info *i)
     i->rows = s->rows;
     i->created_ms = s->created_ms;
     i->updated_ms = s->updated_ms;
-    i->start = s->log_first < ring_start(&s->ring) ? s->log_first : ring_start(&s->ring);
+    /* What remains: the log's start moves with retention, so ask it while the ring has dropped. */
+    uint64_t rs = ring_start(&s->ring), lf = rs > 0 ? log_first_now(s) : s->log_first;
+    i->start = lf < rs ? lf : rs;
     i->end = ring_end(&s->ring);
     i->clients = s->nclients;
     i->attention = s->attention;
@@ -632,18 +637,33 @@ struct session *session_restore(struct relay *r, const struct store_session *rec
     return s;
 }
 
+/*
+ * The first offset the log holds: committed or queued in the store, else the start of what is
+ * still waiting in logbuf. UINT64_MAX when none.
+ */
+static uint64_t log_first_now(const struct session *s)
+{
+    uint64_t first = s->relay->store ? store_first_offset(s->relay->store, &s->id) : UINT64_MAX;
+    if (first == UINT64_MAX && s->logbuf.len)
+        first = s->log_off;
+    return first;
+}
+
 /* The first offset still retained, in the log or the ring. */
 uint64_t session_first_offset(struct session *s)
 {
     uint64_t rs = ring_start(&s->ring);
-    if (rs > 0 && s->relay->store) {
+    if (rs > 0) {
         /* The ring has dropped bytes: the log may hold older ones (retention moves its start). */
-        s->log_first = store_first_offset(s->relay->store, &s->id);
+        s->log_first = log_first_now(s);
     }
     return s->log_first < rs ? s->log_first : rs;
 }
 
-/* Output at off from the log (below the ring) and the ring; stops at a gap after the first byte. */
+/*
+ * Output at off from the log (below the ring) and the ring; stops at a gap after the first byte.
+ * Below the ring, bytes not yet handed to the store are still in logbuf ([log_off, ring end)).
+ */
 size_t session_read(struct session *s, uint64_t off, void *buf, size_t max, uint64_t *at)
 {
     size_t got = 0;
@@ -651,15 +671,23 @@ size_t session_read(struct session *s, uint64_t off, void *buf, size_t max, uint
     bool first = true;
     *at = off;
     for (int guard = 0; got < max && guard < 64; guard++) {
-        uint64_t where;
-        long n;
-        if (next < ring_start(&s->ring) && s->relay->store) {
+        uint64_t where = next;
+        long n = 0;
+        if (next < ring_start(&s->ring) && s->relay->store)
             n = store_read(s->relay->store, &s->id, next, (uint8_t *)buf + got, max - got, &where);
-            if (n <= 0) {
-                /* Not (yet) in the log: continue from the ring, which shows the gap. */
-                n = (long)ring_copy(&s->ring, next, (uint8_t *)buf + got, max - got, &where);
-            }
-        } else {
+        if (n > 0 && where > next && next >= s->log_off && s->logbuf.len)
+            n = 0; /* the store starts later, but logbuf holds next */
+        if (n <= 0 && next < ring_start(&s->ring) && next >= s->log_off &&
+            next < s->log_off + s->logbuf.len) {
+            size_t skip = (size_t)(next - s->log_off);
+            n = (long)(s->logbuf.len - skip);
+            if ((size_t)n > max - got)
+                n = (long)(max - got);
+            memcpy((uint8_t *)buf + got, s->logbuf.data + skip, (size_t)n);
+            where = next;
+        }
+        if (n <= 0) {
+            /* Not in the log: continue from the ring, which shows the gap. */
             n = (long)ring_copy(&s->ring, next, (uint8_t *)buf + got, max - got, &where);
         }
         if (n <= 0)

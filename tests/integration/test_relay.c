@@ -128,6 +128,20 @@ static ptc_uuid open_cmd(struct ptc_client_conn *c, const char *const *argv, int
 
 #define SH(script) ((const char *const[]){"/bin/sh", "-c", script, NULL})
 
+static void out_until_text(struct ptc_client_conn *c, const ptc_uuid *sid, struct out *o,
+                           const char *needle);
+
+/*
+ * Opens `cat` in raw mode without echo and waits until it runs: input sent before `stty` has
+ * taken effect would be echoed by the tty as well as by cat.
+ */
+static ptc_uuid open_raw_cat(struct ptc_client_conn *c, struct out *o)
+{
+    ptc_uuid id = open_cmd(c, SH("stty raw -echo; printf '[ready]'; exec cat"), PTC_MODE_INTERACTIVE);
+    out_until_text(c, &id, o, "[ready]");
+    return id;
+}
+
 static void teardown(void) { h_relay_stop(); }
 
 TestSuite(relay, .fini = teardown);
@@ -197,11 +211,11 @@ Test(relay, input_is_echoed_and_acked)
 {
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, SH("stty raw -echo; cat"), PTC_MODE_INTERACTIVE);
-    cr_assert_eq(ptc_client_send_input(c, &id, "abc", 3), 0);
     struct out o;
     out_init(&o);
-    out_until_text(c, &id, &o, "abc");
+    ptc_uuid id = open_raw_cat(c, &o);
+    cr_assert_eq(ptc_client_send_input(c, &id, "abc", 3), 0);
+    out_until_text(c, &id, &o, "[ready]abc");
     for (int i = 0; i < 100 && o.acked < 3; i++) {
         struct ptc_client_frame fr;
         cr_assert_eq(h_wait_frame(c, 0, &id, &fr, h_timeout_ms()), 0);
@@ -246,7 +260,10 @@ Test(relay, two_clients_one_view_only)
     h_relay_start();
     struct ptc_client_conn *a = h_connect();
     struct ptc_client_conn *b = h_connect();
-    ptc_uuid id = open_cmd(a, SH("stty raw -echo; cat"), PTC_MODE_INTERACTIVE);
+    struct out oa, ob;
+    out_init(&oa);
+    out_init(&ob);
+    ptc_uuid id = open_raw_cat(a, &oa);
     struct ptc_request rq = {.op = PTC_OP_ATTACH, .has = PTC_HAS_MODE, .mode = PTC_MODE_VIEW};
     struct ptc_client_reply rep;
     cr_assert_eq(h_call(b, &id, &rq, &rep), 0);
@@ -266,9 +283,6 @@ Test(relay, two_clients_one_view_only)
     ptc_client_frame_free(&fr);
     /* The interactive client's input reaches both. */
     cr_assert_eq(ptc_client_send_input(a, &id, "shared", 6), 0);
-    struct out oa, ob;
-    out_init(&oa);
-    out_init(&ob);
     out_until_text(a, &id, &oa, "shared");
     out_until_text(b, &id, &ob, "shared");
     cr_assert(strstr((char *)ob.data, "no") == NULL, "view-only input reached the program");
@@ -282,10 +296,10 @@ Test(relay, detach_and_reattach_from_offset)
 {
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, SH("stty raw -echo; cat"), PTC_MODE_INTERACTIVE);
-    cr_assert_eq(ptc_client_send_input(c, &id, "one.", 4), 0);
     struct out o;
     out_init(&o);
+    ptc_uuid id = open_raw_cat(c, &o);
+    cr_assert_eq(ptc_client_send_input(c, &id, "one.", 4), 0);
     out_until_text(c, &id, &o, "one.");
     struct ptc_client_reply rep;
     h_request_op(c, PTC_OP_DETACH, &id, &rep);
@@ -308,7 +322,7 @@ Test(relay, detach_and_reattach_from_offset)
     cr_assert_eq(rep.r.start, o.next);
     ptc_client_reply_free(&rep);
     out_until_text(c, &id, &o, "two.");
-    cr_assert_str_eq((char *)o.data, "one.two.");
+    cr_assert_str_eq((char *)o.data, "[ready]one.two.");
     free(o.data);
     free(ow.data);
     h_close(w);
@@ -342,7 +356,14 @@ Test(relay, ctrl_c_reaches_the_foreground_program)
 {
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, SH("echo ready; sleep 100; echo after"), PTC_MODE_INTERACTIVE);
+    /*
+     * One process that says it is ready and then waits with SIGINT at its default action. (A
+     * shell script would race: dash catches SIGINT while non-interactive, and a ^C that lands
+     * before it has started its foreground child is swallowed.) perl-base is essential on Debian.
+     */
+    ptc_uuid id = open_cmd(
+        c, SH("exec perl -e '$|=1; print qq(ready\\n); sleep 100; print qq(after\\n)'"),
+        PTC_MODE_INTERACTIVE);
     struct out o;
     out_init(&o);
     out_until_text(c, &id, &o, "ready");
@@ -351,7 +372,6 @@ Test(relay, ctrl_c_reaches_the_foreground_program)
     cr_assert_eq(ptc_key_lookup("C-c", &bytes, &n), 0);
     cr_assert_eq(ptc_client_send_input(c, &id, bytes, n), 0);
     out_until_end(c, &id, &o);
-    /* SIGINT goes to the whole foreground group: sh dies of it too. */
     cr_assert_eq(o.state, PTC_ST_KILLED);
     cr_assert_eq(o.signo, SIGINT);
     cr_assert(strstr((char *)o.data, "after") == NULL);
