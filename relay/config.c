@@ -47,6 +47,9 @@ void config_defaults(struct config *c)
     c->max_argv = ptc_limits_default.max_argv;
     c->max_env = ptc_limits_default.max_env;
     c->max_arg_len = ptc_limits_default.max_arg_len;
+    c->log_max = 64u << 20;
+    c->log_total_max = 1ull << 30;
+    c->db_max_bytes = 0;
 }
 
 static void list_free(char ***list)
@@ -182,8 +185,15 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err, size_
     opterr = 0;
     int o;
     uint64_t v;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        const char *name = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+    int idx = -1;
+    while ((o = getopt_long(argc, argv, "", opts, &idx)) != -1) {
+        /* Name the flag itself in messages (argv[optind - 1] may be its value). */
+        char name[48];
+        if (o != '?' && idx >= 0)
+            snprintf(name, sizeof name, "--%s", opts[idx].name);
+        else
+            snprintf(name, sizeof name, "%s", optind > 0 && optind <= argc ? argv[optind - 1] : "?");
+        idx = -1;
         switch (o) {
         case O_LISTEN:
             free(c->listen);
