@@ -142,11 +142,12 @@ size_t attach_fill(struct attach *a, struct ptc_buf *b, size_t budget)
             break;
         size_t room = budget - sent < allowed ? budget - sent : (size_t)allowed;
         if (a->cursor < ring_start(&s->ring) && s->relay->store) {
-            /* Behind the ring: replay from the log, one bounded read per fill. */
+            /* Behind the ring: replay from the log (committed, queued, or not yet handed over),
+             * one bounded read per fill. */
             struct relay *r = s->relay;
             uint64_t at;
             size_t want = room < RELAY_SCRATCH ? room : RELAY_SCRATCH;
-            long n = store_read(r->store, &s->id, a->cursor, r->scratch, want, &at);
+            long n = (long)session_read(s, a->cursor, r->scratch, want, &at);
             if (n > 0 && at < ring_end(&s->ring)) {
                 if (at + (uint64_t)n > ring_end(&s->ring))
                     n = (long)(ring_end(&s->ring) - at);

@@ -50,6 +50,7 @@ struct store {
     pthread_mutex_t mu;
     pthread_cond_t cv, done_cv;
     struct item *head, *tail;
+    struct item *inflight; /* the batch being committed: readable (under mu) until it is */
     size_t queued_bytes;
     bool stop;
     uint64_t barrier_seen, barrier_sent;
@@ -372,6 +373,7 @@ static void *writer_main(void *arg)
             break;
         struct item *batch = st->head;
         st->head = st->tail = NULL;
+        st->inflight = batch;
         st->queued_bytes = 0;
         pthread_mutex_unlock(&st->mu);
 
@@ -404,6 +406,10 @@ static void *writer_main(void *arg)
                 sqlite3_exec(st->wr, "ROLLBACK", NULL, NULL, NULL);
             drop_output(st, txn_out);
         }
+        /* Committed (or given up): readers find these bytes in the database from now on. */
+        pthread_mutex_lock(&st->mu);
+        st->inflight = NULL;
+        pthread_mutex_unlock(&st->mu);
         while (batch) {
             struct item *it = batch;
             batch = it->next;
@@ -680,12 +686,11 @@ int store_load_sessions(struct store *st, int (*cb)(void *arg, const struct stor
 }
 
 /*
- * Reads logged output of session id from offset off: up to max bytes into buf, from the chunk
- * holding off (or the first chunk after it: then *at > off shows the gap). Returns the byte
- * count (0: nothing logged at or after off), or -1 on a database error.
+ * From the database: up to max bytes of session id's output from the chunk holding off (or the
+ * first chunk after it: *at > off), stopping at a gap. The byte count, 0 if none, -1 on error.
  */
-long store_read(struct store *st, const ptc_uuid *id, uint64_t off, void *buf, size_t max,
-                uint64_t *at)
+static long sql_read(struct store *st, const ptc_uuid *id, uint64_t off, uint8_t *buf, size_t max,
+                     uint64_t *at)
 {
     static const char sql[] =
         "SELECT off, data FROM output WHERE session=?1 AND off >= "
@@ -719,7 +724,7 @@ long store_read(struct store *st, const ptc_uuid *id, uint64_t off, void *buf, s
         size_t take = n - skip;
         if (take > max - got)
             take = max - got;
-        memcpy((uint8_t *)buf + got, d + skip, take);
+        memcpy(buf + got, d + skip, take);
         got += take;
         next += take;
     }
@@ -727,18 +732,110 @@ long store_read(struct store *st, const ptc_uuid *id, uint64_t off, void *buf, s
     return (long)got;
 }
 
-/* The first offset the log holds for a session, or UINT64_MAX when it holds none. */
+/*
+ * Output handed to the store but not committed yet (the batch being written, then the queue;
+ * both in offset order per session). Under mu. pending_first: the lowest offset >= off held for
+ * the session; pending_copy: the bytes from exactly off on while they are contiguous.
+ */
+static bool pending_first(struct store *st, const ptc_uuid *id, uint64_t off, uint64_t *lo)
+{
+    bool found = false;
+    struct item *lists[2] = {st->inflight, st->head};
+    for (int l = 0; l < 2; l++)
+        for (struct item *it = lists[l]; it; it = it->next) {
+            if (it->kind != IT_OUTPUT || !ptc_uuid_eq(&it->sid, id) || it->off + it->len <= off)
+                continue;
+            uint64_t from = it->off > off ? it->off : off;
+            if (!found || from < *lo)
+                *lo = from;
+            found = true;
+        }
+    return found;
+}
+
+static size_t pending_copy(struct store *st, const ptc_uuid *id, uint64_t off, uint8_t *buf,
+                           size_t max)
+{
+    size_t got = 0;
+    struct item *lists[2] = {st->inflight, st->head};
+    for (int l = 0; l < 2; l++)
+        for (struct item *it = lists[l]; it && got < max; it = it->next) {
+            uint64_t next = off + got;
+            if (it->kind != IT_OUTPUT || !ptc_uuid_eq(&it->sid, id) || it->off > next ||
+                it->off + it->len <= next)
+                continue;
+            size_t take = (size_t)(it->off + it->len - next);
+            if (take > max - got)
+                take = max - got;
+            memcpy(buf + got, it->data + (next - it->off), take);
+            got += take;
+        }
+    return got;
+}
+
+/*
+ * Reads logged output of session id from offset off: up to max bytes into buf, from the chunk
+ * holding off (or the first one after it: then *at > off shows the gap). Output not committed yet
+ * is read from the writer's queue, so what the loop handed over is readable at once, never a gap.
+ * The mutex is held across both: the writer lets go of a batch only under it, after the commit, so
+ * a batch is always in one place or the other. Returns the byte count (0: nothing logged at or
+ * after off), or -1 on a database error.
+ */
+long store_read(struct store *st, const ptc_uuid *id, uint64_t off, void *buf, size_t max,
+                uint64_t *at)
+{
+    uint8_t *out = buf;
+    size_t got = 0;
+    uint64_t next = off;
+    long rc = 0;
+    pthread_mutex_lock(&st->mu);
+    for (int guard = 0; guard < 64 && got < max; guard++) {
+        uint64_t sat = 0, pat = 0;
+        long n = sql_read(st, id, next, out + got, max - got, &sat);
+        if (n < 0) {
+            rc = -1;
+            break;
+        }
+        bool have_p = pending_first(st, id, next, &pat);
+        if (n > 0 && sat == next) {
+            /* the database has it */
+        } else if (have_p && pat == next) {
+            n = (long)pending_copy(st, id, next, out + got, max - got);
+        } else {
+            /* Nothing at next: after the first byte that is a gap, where a read stops. */
+            if (got || (n <= 0 && !have_p))
+                break;
+            next = n > 0 && (!have_p || sat < pat) ? sat : pat;
+            continue;
+        }
+        if (n <= 0)
+            break;
+        if (!got)
+            *at = next;
+        got += (size_t)n;
+        next += (uint64_t)n;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return got ? (long)got : rc;
+}
+
+/* The first offset the log holds for a session (committed or queued), or UINT64_MAX if none. */
 uint64_t store_first_offset(struct store *st, const ptc_uuid *id)
 {
     sqlite3_stmt *s;
     uint64_t first = UINT64_MAX;
-    if (sqlite3_prepare_v2(st->rd, "SELECT min(off) FROM output WHERE session=?1", -1, &s, NULL) !=
-        SQLITE_OK)
-        return first;
-    sqlite3_bind_blob(s, 1, id->b, 16, SQLITE_STATIC);
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
-        first = (uint64_t)sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    pthread_mutex_lock(&st->mu);
+    if (sqlite3_prepare_v2(st->rd, "SELECT min(off) FROM output WHERE session=?1", -1, &s, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_blob(s, 1, id->b, 16, SQLITE_STATIC);
+        if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+            first = (uint64_t)sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+    }
+    uint64_t lo;
+    if (pending_first(st, id, 0, &lo) && lo < first)
+        first = lo;
+    pthread_mutex_unlock(&st->mu);
     return first;
 }
 
