@@ -188,7 +188,7 @@ void auth_reload(struct relay *r)
             continue;
         if (!auth_check_hash(r, c->token_hash)) {
             log_info("conn=%u peer=%s token=%s was revoked: closing", c->id, c->peer, c->token_name);
-            server_conn_close_now(c, PTC_CLOSE_UNAUTHORIZED, "token revoked");
+            conn_close(c, PTC_CLOSE_UNAUTHORIZED, "token revoked");
         }
     }
 }
