@@ -23,6 +23,19 @@
 #include "harness.h"
 #include "rawws.h"
 
+/*
+ * Stops the relay and fails the test on a sanitizer report in its log (an ASan build). Called at
+ * the end of each test: an assertion in a criterion .fini does not fail the test.
+ */
+static void stop_and_check(void)
+{
+    h_relay_stop();
+    char *log = h_relay_log();
+    bool bad = log && (strstr(log, "Sanitizer") || strstr(log, "runtime error"));
+    cr_assert(!bad, "the relay reported a sanitizer error:\n%s", log);
+    free(log);
+}
+
 static void teardown(void) { h_relay_stop(); }
 
 TestSuite(security, .fini = teardown);
@@ -102,6 +115,7 @@ Test(security, evil_origin_gets_403_before_upgrade)
     snprintf(o, sizeof o, "https://127.0.0.1:%d", h_relay_port());
     cr_assert_eq(upgrade(own_host(), o, NULL, NULL, 0), 403);
     cr_assert_eq(healthz(), 200);
+    stop_and_check();
 }
 
 Test(security, own_origin_and_loopback_names_upgrade)
@@ -118,6 +132,7 @@ Test(security, own_origin_and_loopback_names_upgrade)
         /* No Origin (ptcat, phone apps) is fine too. */
         cr_assert_eq(upgrade(h, NULL, NULL, NULL, 0), 101, "%s without Origin", names[i]);
     }
+    stop_and_check();
 }
 
 Test(security, allow_origin_and_allow_host)
@@ -132,6 +147,7 @@ Test(security, allow_origin_and_allow_host)
     cr_assert_eq(upgrade("relay.example:443", "https://relay.example", NULL, NULL, 0), 101);
     cr_assert_eq(upgrade("relay.example", "https://relay.example", NULL, NULL, 0), 101);
     cr_assert_eq(upgrade("relay.example.evil", NULL, NULL, NULL, 0), 403);
+    stop_and_check();
 }
 
 Test(security, rebinding_host_gets_403)
@@ -151,6 +167,7 @@ Test(security, rebinding_host_gets_403)
     cr_assert_eq(upgrade(h, NULL, NULL, NULL, 0), 403);
     cr_assert_eq(upgrade(NULL, NULL, NULL, NULL, 0), 403);
     cr_assert_eq(healthz(), 200);
+    stop_and_check();
 }
 
 Test(security, refused_upgrade_reads_no_frame)
@@ -196,6 +213,7 @@ Test(security, refused_upgrade_reads_no_frame)
     /* a hello that went through would log its token name */
     cr_assert(!h_relay_log_contains("hello token="), "a frame was read after a refused upgrade");
     cr_assert_eq(healthz(), 200);
+    stop_and_check();
 }
 
 /* ---- listen policy and TLS ------------------------------------------------------------------ */
@@ -212,6 +230,7 @@ Test(security, non_loopback_listen_without_tls_is_refused)
     rc = h_relay_try_startv((const char *const[]){"--listen", "[::]:0", NULL});
     cr_assert_neq(rc, 0);
     cr_assert(h_relay_log_contains("without TLS"));
+    stop_and_check();
 }
 
 /* A relay of its own for TLS (the harness waits for a ws:// line). */
@@ -362,9 +381,11 @@ Test(security, tls_serves_wss_with_tls12_minimum_and_no_h2)
     cr_assert(strstr(buf, "ALPN protocol: h2") == NULL, "h2 was negotiated: %s", buf);
     /* The own origin over TLS is https; the certificate's names count as own names. */
     tls_stop(&t);
+    cr_assert(!strstr(t.log, "Sanitizer") && !strstr(t.log, "runtime error"), "%s", t.log);
     cr_assert(strstr(t.log, "TLS on") != NULL, "%s", t.log);
     cr_assert(strstr(t.log, "localhost:") != NULL, "%s", t.log);
     cr_assert(strstr(t.log, token) == NULL, "the token reached the log");
+    stop_and_check();
 }
 
 /* ---- tokens and scopes ---------------------------------------------------------------------- */
@@ -489,6 +510,7 @@ Test(security, view_token_scope)
     h_close(v);
     h_close(admin);
     cr_assert(!h_relay_log_contains(viewer), "a token reached the log");
+    stop_and_check();
 }
 
 Test(security, control_token_and_revoked_token)
@@ -516,6 +538,7 @@ Test(security, control_token_and_revoked_token)
     char cmd[512];
     snprintf(cmd, sizeof cmd, "! grep -rqa -e '%s' -e '%s' %s", ctl, gone, h_relay_dir());
     run_ok(cmd);
+    stop_and_check();
 }
 
 Test(security, token_in_url_is_not_accepted)
@@ -531,6 +554,7 @@ Test(security, token_in_url_is_not_accepted)
     cr_assert_neq(rc, 0, "a token in the URL was accepted");
     h_close(c);
     cr_assert(!h_relay_log_contains(h_relay_token()), "the token reached the log");
+    stop_and_check();
 }
 
 /* ---- failed logins -------------------------------------------------------------------------- */
@@ -559,6 +583,7 @@ Test(security, failed_login_delay_grows)
     /* The loop was never blocked: a good client gets through at once. */
     struct ptc_client_conn *ok = h_connect();
     h_close(ok);
+    stop_and_check();
 }
 
 /* An unauthorized attempt in progress. */
@@ -608,6 +633,7 @@ Test(security, failed_logins_past_limit_close_4429)
     cr_assert(!h_relay_log_contains("ptr_guess-"), "a token reached the log");
     cr_assert(!h_relay_log_contains(h_relay_token()), "the admin token reached the log");
     cr_assert_eq(healthz(), 200);
+    stop_and_check();
 }
 
 /* ---- limits ------------------------------------------------------------------------------- */
@@ -637,6 +663,7 @@ Test(security, connections_per_peer_limit_closes_4429)
     h_close(x);
     h_close(c[1]);
     h_close(c[2]);
+    stop_and_check();
 }
 
 Test(security, total_connections_limit_closes_4429)
@@ -649,6 +676,7 @@ Test(security, total_connections_limit_closes_4429)
     cr_assert(h_relay_log_wait("limit: connections reached", h_timeout_ms()));
     h_close(a);
     h_close(b);
+    stop_and_check();
 }
 
 Test(security, session_attach_and_argument_limits)
@@ -690,6 +718,7 @@ Test(security, session_attach_and_argument_limits)
     cr_assert_eq(op_code(c, &s1, PTC_OP_DETACH), -1);
     cr_assert_eq(call_code(c, &s1, &at), -1);
     h_close(c);
+    stop_and_check();
 }
 
 Test(security, attach_limit_per_connection)
@@ -706,6 +735,7 @@ Test(security, attach_limit_per_connection)
     cr_assert_eq(call_code(c, &s2, &at), PTC_C_LIMIT);
     cr_assert(h_relay_log_wait("limit: attachments per connection reached", h_timeout_ms()));
     h_close(c);
+    stop_and_check();
 }
 
 /* ---- open ------------------------------------------------------------------------------------ */
@@ -839,6 +869,7 @@ Test(security, open_checks_program_cwd_and_env)
     free(out);
     cr_assert(h_relay_log_contains("loader variable"));
     h_close(c);
+    stop_and_check();
 }
 
 /* ---- compression, root -------------------------------------------------------------------- */
@@ -856,6 +887,7 @@ Test(security, permessage_deflate_off_unless_compress)
     cr_assert_eq(upgrade(own_host(), NULL, ext, resp, sizeof resp), 101, "%s", resp);
     cr_assert(strcasestr(resp, "permessage-deflate") != NULL, "not negotiated with --compress: %s",
               resp);
+    stop_and_check();
 }
 
 Test(security, root_warning_is_one_clear_line)
@@ -866,4 +898,5 @@ Test(security, root_warning_is_one_clear_line)
         cr_assert(said, "no root warning as root");
     else
         cr_assert(!said, "a root warning without root");
+    stop_and_check();
 }
