@@ -96,7 +96,6 @@ static int serve(int argc, char **argv)
     if (geteuid() == 0)
         log_warn("running as root: every session will be a root shell (run ptyrelay as an "
                  "unprivileged user unless that is what you want)");
-    copy_base_env(&r);
     int rc = auth_data_dir_init(r.cfg.data_dir);
     if (rc < 0) {
         log_error("data dir %s: %s", r.cfg.data_dir, strerror(-rc));
@@ -118,6 +117,7 @@ static int serve(int argc, char **argv)
     if (store_load_sessions(r.store, restore_session, &r, err, sizeof err) < 0) {
         log_error("store: %s", err);
         store_close(r.store);
+        free(r.scratch);
         config_free(&r.cfg);
         return 1;
     }
@@ -128,6 +128,7 @@ static int serve(int argc, char **argv)
     if (rc < 0) {
         log_error("data dir %s: cannot set up the admin token: %s", r.cfg.data_dir, strerror(-rc));
         store_close(r.store);
+        free(r.scratch);
         config_free(&r.cfg);
         return 1;
     }
@@ -135,6 +136,7 @@ static int serve(int argc, char **argv)
         log_info("created an admin token in %s/admin.token (mode 0600)", r.cfg.data_dir);
     else
         log_info("admin token: %s/admin.token", r.cfg.data_dir);
+    copy_base_env(&r); /* here, so the failures above have nothing of it to free */
     int status = 0;
     if (server_init(&r) == 0)
         server_run(&r);
