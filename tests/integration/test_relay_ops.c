@@ -324,7 +324,7 @@ static void pending_wait(struct pending *p)
 
 static void teardown(void) { h_relay_stop(); }
 
-TestSuite(ops, .fini = teardown, .timeout = 60);
+TestSuite(ops, .fini = teardown);
 
 /* ---- read and the ring --------------------------------------------------------------------- */
 
