@@ -208,7 +208,7 @@ static void expect_op_error(struct ptc_client_conn *c, const char *what, const p
 
 static void teardown(void) { h_relay_stop(); }
 
-TestSuite(bad, .fini = teardown, .timeout = 60);
+TestSuite(bad, .fini = teardown);
 
 Test(bad, frame_over_max_frame_is_refused_from_its_header)
 {
