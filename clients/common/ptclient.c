@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#include <openssl/x509.h>
 
 #define DEF_RX_MAX_FRAME (16u << 20)
 #define DEF_RX_BUFFER (64u << 10)
@@ -68,6 +69,7 @@ struct ptc_client_ctx {
     uint32_t rx_max_frame;
     bool stop;
     bool destroying;
+    int in_service; /* run_until depth: lws_service may be on the stack */
     struct ptc_client_conn *cur; /* the connection whose lws callback is running */
     struct link conns, timers, fds;
     /* Flags of fds 0-2 before the first adoption of a tty: restored when the last fd goes. */
@@ -156,6 +158,7 @@ struct ptc_client_conn {
     char errmsg[256];
     int close_code;
     char close_reason[124];
+    char tls_why[128]; /* why certificate verification failed, from OpenSSL */
     bool got_close;
     /* out */
     struct omsg *oq_head, *oq_tail;
@@ -361,6 +364,11 @@ struct ptc_client_ctx *ptc_client_ctx_new(const struct ptc_client_ctx_opts *o)
     info.protocols = ctx->protocols;
     info.gid = (gid_t)-1;
     info.uid = (uid_t)-1;
+    /*
+     * Every context needs the option: without it lws 4.1.6 creates no client SSL_CTX for the
+     * vhost and wss fails with "bio_create failed". See the header for the cost of overlapping
+     * contexts.
+     */
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.client_ssl_ca_filepath = ctx->ca_file;
     info.pt_serv_buf_size = (unsigned int)(CHUNK_MAX + LWS_PRE + 64);
@@ -463,7 +471,10 @@ static int run_until(struct ptc_client_ctx *ctx, bool (*done)(void *), void *arg
         }
         if (dl.hit)
             break;
-        if (lws_service(ctx->lws, 0) < 0)
+        ctx->in_service++;
+        int sr = lws_service(ctx->lws, 0);
+        ctx->in_service--;
+        if (sr < 0)
             break;
     }
     lws_sul_cancel(&dl.sul);
@@ -611,7 +622,8 @@ void ptc_client_fd_close(struct ptc_client_fd *f)
     struct ptc_client_ctx *ctx = f->ctx;
     if (f->wsi) {
         lws_set_opaque_user_data(f->wsi, NULL);
-        lws_set_timeout(f->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        lws_set_timeout(f->wsi, PENDING_TIMEOUT_USER_OK,
+                        ctx->in_service ? LWS_TO_KILL_ASYNC : LWS_TO_KILL_SYNC);
         f->wsi = NULL;
     }
     link_del(&f->link);
@@ -940,8 +952,14 @@ void ptc_client_conn_free(struct ptc_client_conn *c)
         return;
     }
     if (c->wsi) {
+        /*
+         * Outside the loop, close the socket now: nobody may service this context again soon,
+         * and the relay would wait for a close that never comes. Inside it, let lws do it on its
+         * next turn.
+         */
         lws_set_opaque_user_data(c->wsi, NULL);
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+                        c->ctx->in_service ? LWS_TO_KILL_ASYNC : LWS_TO_KILL_SYNC);
         c->wsi = NULL;
     }
     /* no callbacks any more: pending synchronous slots are told by conn_release */
@@ -1225,6 +1243,19 @@ static void keep_frame(struct ptc_client_conn *c, const struct ptc_frame *f)
 }
 
 /* A REPLY: to hello, to a pending request, or (unknown id) passed on as a frame. */
+/*
+ * Limits for parsing the relay's replies: a `read` may carry up to a whole frame of data and a
+ * `list` thousands of sessions, so the request-sized defaults would refuse real answers.
+ */
+static struct ptc_limits reply_limits(const struct ptc_client_conn *c)
+{
+    struct ptc_limits lim = ptc_limits_default;
+    (void)c;
+    lim.max_str = 64u << 20;
+    lim.max_items = 1u << 22;
+    return lim;
+}
+
 static void handle_reply(struct ptc_client_conn *c, const struct ptc_frame *f)
 {
     uint64_t id = 0;
@@ -1254,7 +1285,8 @@ static void handle_reply(struct ptc_client_conn *c, const struct ptc_frame *f)
         memcpy(rep->raw, f->payload, f->len);
         rep->rawlen = f->len;
         rep->r.op = p->op;
-        p->slot->status = ptc_reply_parse(rep->raw, rep->rawlen, &ptc_limits_default, &rep->r, &perr);
+        struct ptc_limits lim = reply_limits(c);
+        p->slot->status = ptc_reply_parse(rep->raw, rep->rawlen, &lim, &rep->r, &perr);
         p->slot->done = true;
         free(p);
         return;
@@ -1262,7 +1294,8 @@ static void handle_reply(struct ptc_client_conn *c, const struct ptc_frame *f)
     struct ptc_reply rp;
     memset(&rp, 0, sizeof(rp));
     rp.op = p->op;
-    int r = ptc_reply_parse(f->payload, f->len, &ptc_limits_default, &rp, &perr);
+    struct ptc_limits lim = reply_limits(c);
+    int r = ptc_reply_parse(f->payload, f->len, &lim, &rp, &perr);
     if (p->op == PTC_OP_HELLO && id == c->hello_id && c->state == CS_HELLO) {
         if (r) {
             conn_end(c, PTC_CLIENT_EPROTO, "relay sent a malformed hello reply: %s", perr.message);
@@ -1387,11 +1420,17 @@ static void connection_error(struct ptc_client_conn *c, const char *why)
     const char *url = c->url.unix_sock ? c->url.address + 1 : c->url.host;
     if (contains(why, "ssl") || contains(why, "tls") || contains(why, "certificate") ||
         contains(why, "x509"))
-        conn_end(c, PTC_CLIENT_ETLS, "TLS failed with %s: %s", url, why);
+        conn_end(c, PTC_CLIENT_ETLS, "TLS failed with %s: %s", url,
+                 c->tls_why[0] ? c->tls_why : why);
     else if (contains(why, "HS:") || contains(why, "upgrade") || contains(why, "protocol") ||
              contains(why, "accept") || contains(why, "http"))
         conn_end(c, PTC_CLIENT_EHANDSHAKE, "WebSocket handshake with %s%s refused: %s", url,
                  c->url.path, why);
+    else if (contains(why, "read failed") || contains(why, "closed before"))
+        conn_end(c, PTC_CLIENT_EHANDSHAKE,
+                 "%s%s closed the connection during the WebSocket handshake (%s): not a PTC1 relay "
+                 "there, a%s, or the upgrade was refused",
+                 url, c->url.path, why, c->url.tls ? " plain (non-TLS) port" : " TLS port (use wss://)");
     else if (contains(why, "connect") && c->state == CS_CONNECTING && !contains(why, "timed"))
         conn_end(c, PTC_CLIENT_EREFUSED, "connection refused: no relay listening at %s%s (%s)",
                  c->url.unix_sock ? "unix:" : "", url, why);
@@ -1487,6 +1526,15 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         if (c->state == CS_ENDED && !c->closing)
             break;
         ret = tx_chunk(c);
+        break;
+    case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+        /* user is the X509_STORE_CTX, len the preverify result: keep OpenSSL's reason */
+        if (!len && user) {
+            X509_STORE_CTX *xs = user;
+            int e = X509_STORE_CTX_get_error(xs);
+            snprintf(c->tls_why, sizeof(c->tls_why), "certificate verification failed: %s",
+                     X509_verify_cert_error_string(e));
+        }
         break;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         c->got_close = true;

@@ -70,7 +70,12 @@ struct ptc_client_ctx_opts {
     size_t rx_buffer_size; /* per-connection lws receive buffer; 0 = 64 KiB (lower it for ptload) */
 };
 
-/* Creates a context (o may be NULL for defaults). NULL if lws could not create one. */
+/*
+ * Creates a context (o may be NULL for defaults). NULL if lws could not create one.
+ * One context per process is the intended use. lws 4.1.6 quirk, measured: when a context is
+ * destroyed while another one is alive, the survivor's client SSL_CTX (with its whole CA store)
+ * is never freed, which LeakSanitizer reports at exit. Contexts used one after another are clean.
+ */
 struct ptc_client_ctx *ptc_client_ctx_new(const struct ptc_client_ctx_opts *o);
 /*
  * Destroys the context: closes every connection still open (without calling their callbacks),

@@ -31,6 +31,11 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #ifndef PTYRELAY_BIN
 #error "PTYRELAY_BIN must be defined by the build"
@@ -213,8 +218,14 @@ static void remove_dir(void)
     R.keep_dir = false;
 }
 
+static char cert_dir[64];
+
 static void at_exit(void)
 {
+    if (cert_dir[0]) {
+        nftw(cert_dir, rm_entry, 4, FTW_DEPTH | FTW_PHYS);
+        cert_dir[0] = '\0';
+    }
     if (CTX) {
         ptc_client_ctx_free(CTX);
         CTX = NULL;
@@ -236,6 +247,12 @@ static void init_once(void)
         cv_ready = true;
     }
     if (!atexit_done) {
+        /*
+         * OpenSSL registers its own cleanup at exit when first initialised. Initialise it now,
+         * so that handler is registered before ours and runs after it: the client context
+         * (and its SSL_CTX) must be freed while OpenSSL still works.
+         */
+        OPENSSL_init_crypto(0, NULL);
         atexit(at_exit);
         atexit_done = true;
     }
@@ -256,14 +273,18 @@ static int read_token(void)
     return n ? 0 : -ENODATA;
 }
 
-/* Finds "listening on ws://HOST:PORT/" in the log; the port, 0 if not there yet. */
-static int find_port(void)
+/* Finds "listening on ws[s]://HOST:PORT/" in the log; the port, 0 if not there yet. */
+static int find_port(bool *tls)
 {
     int port = 0;
     pthread_mutex_lock(&R.mu);
     const char *p = R.log ? strstr(R.log, "listening on ws://") : NULL;
+    const char *ps = R.log ? strstr(R.log, "listening on wss://") : NULL;
+    *tls = ps && (!p || ps < p);
+    if (*tls)
+        p = ps;
     if (p) {
-        p += strlen("listening on ws://");
+        p += strlen(*tls ? "listening on wss://" : "listening on ws://");
         const char *end = p + strcspn(p, "/ \r\n");
         const char *colon = NULL;
         for (const char *q = p; q < end; q++)
@@ -417,20 +438,21 @@ static int start_common(const char *const *extra)
             break;
     bool eof = R.eof;
     pthread_mutex_unlock(&R.mu);
-    R.port = find_port();
+    bool tls = false;
+    R.port = find_port(&tls);
     if (!R.port) {
         /* the line may be split across reads: wait for its end */
         h_relay_log_wait("/ptc1", (int)(until > now_ms() ? until - now_ms() : 0));
-        R.port = find_port();
+        R.port = find_port(&tls);
     }
     if (!R.port) {
         set_error(eof ? "relay exited (or closed its output) before listening"
-                      : "relay printed no 'listening on ws://127.0.0.1:PORT/ptc1' line in %d ms",
+                      : "relay printed no 'listening on ws[s]://127.0.0.1:PORT/ptc1' line in %d ms",
                   timeout);
         h_relay_stop_keep();
         return -ETIMEDOUT;
     }
-    snprintf(R.url, sizeof(R.url), "ws://127.0.0.1:%d/ptc1", R.port);
+    snprintf(R.url, sizeof(R.url), "%s://127.0.0.1:%d/ptc1", tls ? "wss" : "ws", R.port);
     r = read_token();
     if (r) {
         set_error("cannot read %s/admin.token: %s", R.dir, strerror(-r));
@@ -549,6 +571,11 @@ struct ptc_client_ctx *h_ctx(void)
     init_once();
     if (!CTX) {
         struct ptc_client_ctx_opts o = {.rx_buffer_size = 16384};
+        if (cert_dir[0]) { /* trust the test certificate of h_tls_files */
+            static char ca[96];
+            snprintf(ca, sizeof(ca), "%s/cert.pem", cert_dir);
+            o.ca_file = ca;
+        }
         const char *lv = getenv("H_LWS_LOG");
         o.log_level = lv ? atoi(lv) : 0;
         CTX = ptc_client_ctx_new(&o);
@@ -770,6 +797,74 @@ int h_http_get(const char *path, char *body, size_t cap)
 }
 
 /* ---- misc ---------------------------------------------------------------------------------- */
+
+/* Writes a self-signed P-256 certificate for 127.0.0.1 and localhost, and its key, as PEM files. */
+static int write_cert(const char *cert_path, const char *key_path)
+{
+    int r = -1;
+    EVP_PKEY *pk = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    FILE *cf = NULL, *kf = NULL;
+    if (!pk || !x)
+        goto out;
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), (long)getpid());
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 7 * 86400);
+    X509_set_pubkey(x, pk);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1,
+                               0);
+    X509_set_issuer_name(x, name);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    static const struct {
+        int nid;
+        const char *value;
+    } exts[] = {{NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost"},
+                {NID_basic_constraints, "critical,CA:TRUE"}};
+    for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+        X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v3, exts[i].nid, exts[i].value);
+        if (!e)
+            goto out;
+        X509_add_ext(x, e, -1);
+        X509_EXTENSION_free(e);
+    }
+    if (!X509_sign(x, pk, EVP_sha256()))
+        goto out;
+    int kfd = open(key_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (kfd < 0 || !(kf = fdopen(kfd, "w")))
+        goto out;
+    cf = fopen(cert_path, "w");
+    if (!cf || !PEM_write_PrivateKey(kf, pk, NULL, NULL, 0, NULL, NULL) || !PEM_write_X509(cf, x))
+        goto out;
+    r = 0;
+out:
+    if (kf && fclose(kf))
+        r = -1;
+    if (cf && fclose(cf))
+        r = -1;
+    X509_free(x);
+    EVP_PKEY_free(pk);
+    return r;
+}
+
+/* A self-signed test certificate and key (created once per process, removed at exit). */
+void h_tls_files(const char **cert, const char **key)
+{
+    static char cert_path[96], key_path[96];
+    init_once();
+    if (!cert_dir[0]) {
+        strcpy(cert_dir, "/tmp/ptyrelay-cert-XXXXXX");
+        cr_assert_not_null(mkdtemp(cert_dir), "mkdtemp: %s", strerror(errno));
+        snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", cert_dir);
+        snprintf(key_path, sizeof(key_path), "%s/key.pem", cert_dir);
+        cr_assert_eq(write_cert(cert_path, key_path), 0, "cannot create a test certificate");
+    }
+    *cert = cert_path;
+    *key = key_path;
+}
 
 /* A loopback TCP port nothing listens on. */
 int h_free_port(void)

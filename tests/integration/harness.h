@@ -56,7 +56,7 @@ void h_relay_signal(int sig);
 /* Runs until the relay exits by itself (bounded). The wait status, or -1 on timeout. */
 int h_relay_wait_exit(int timeout_ms);
 
-/* The running relay's pid (0 if none), port, ws:// URL, admin token and data dir. */
+/* The running relay's pid (0 if none), port, ws:// (or wss://) URL, admin token and data dir. */
 pid_t h_relay_pid(void);
 int h_relay_port(void);
 const char *h_relay_url(void);
@@ -123,6 +123,15 @@ int h_http_raw(const char *request, char *resp, size_t cap);
 int h_http_get(const char *path, char *body, size_t cap);
 
 /* ---- misc ------------------------------------------------------------------------------------ */
+
+/*
+ * A self-signed certificate (P-256, SAN IP:127.0.0.1 and DNS:localhost) and its key, as PEM file
+ * paths, for `--tls-cert`/`--tls-key` and as the client's ca_file. Created once per process in a
+ * temp dir that is removed at exit. With them, h_relay_start sees "listening on wss://..." and
+ * h_relay_url() is a wss:// URL. h_ctx() trusts this certificate when it is created after this
+ * call, so call it before the first connection of the test.
+ */
+void h_tls_files(const char **cert, const char **key);
 
 /* A TCP port on 127.0.0.1 that nothing listens on now (bound to port 0, then closed). */
 int h_free_port(void);

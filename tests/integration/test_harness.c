@@ -648,3 +648,51 @@ Test(flow, paused_reader_loses_nothing)
     h_close(b);
     h_relay_stop();
 }
+
+/* ---- TLS ----------------------------------------------------------------------------------- */
+
+static int connect_with(const struct ptc_client_ctx_opts *co, const char *url, char *msg, size_t cap)
+{
+    struct ptc_client_ctx *ctx = ptc_client_ctx_new(co);
+    cr_assert_not_null(ctx);
+    struct ptc_client_conn_opts o = {.token = h_relay_token()};
+    struct ptc_client_conn *c = ptc_client_connect(ctx, url, &o, NULL, NULL, NULL);
+    cr_assert_not_null(c);
+    int r = ptc_client_wait_ready(c, h_timeout_ms());
+    snprintf(msg, cap, "%s", ptc_client_error_message(c));
+    ptc_client_ctx_free(ctx); /* frees c too */
+    return r;
+}
+
+Test(tls, wss_trust_and_errors)
+{
+    const char *cert, *key;
+    h_tls_files(&cert, &key);
+    h_relay_start("--tls-cert", cert, "--tls-key", key);
+    cr_assert_eq(strncmp(h_relay_url(), "wss://127.0.0.1:", 16), 0, "url %s", h_relay_url());
+    /*
+     * The contexts of this test are used one after another, and before h_ctx() exists: lws 4.1.6
+     * leaks a TLS context's SSL_CTX when another context is destroyed while it lives (ptclient.h).
+     */
+    char msg[256];
+    /* trusting only the system store: a TLS error that says so */
+    struct ptc_client_ctx_opts plain = {0};
+    int r = connect_with(&plain, h_relay_url(), msg, sizeof(msg));
+    cr_assert_eq(r, PTC_CLIENT_ETLS, "got %s: %s", ptc_client_strerror(r), msg);
+    cr_assert(strstr(msg, "TLS") && strstr(msg, "certificate"), "message: %s", msg);
+    /* the insecure option accepts the self-signed certificate */
+    struct ptc_client_ctx_opts insecure = {.insecure = true};
+    r = connect_with(&insecure, h_relay_url(), msg, sizeof(msg));
+    cr_assert_eq(r, 0, "insecure: %s: %s", ptc_client_strerror(r), msg);
+    /* plain ws:// to the TLS port fails, and is not mistaken for a missing relay */
+    char url[64];
+    snprintf(url, sizeof(url), "ws://127.0.0.1:%d/ptc1", h_relay_port());
+    r = connect_with(&plain, url, msg, sizeof(msg));
+    cr_assert_eq(r, PTC_CLIENT_EHANDSHAKE, "ws:// on a TLS port: %s: %s", ptc_client_strerror(r), msg);
+    cr_assert(strstr(msg, "wss://"), "no hint to use wss://: %s", msg);
+    /* the harness context trusts the test certificate */
+    struct ptc_client_conn *c = h_connect();
+    cr_assert_eq(ptc_client_scope(c), PTC_MODE_INTERACTIVE);
+    h_close(c);
+    h_relay_stop();
+}
