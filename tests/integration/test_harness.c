@@ -2,7 +2,9 @@
  * Tests of the client library (clients/common/ptclient) and of the harness itself: URL parsing,
  * how a missing relay is reported, the loop's timers, stop and adopted fds, and then the real relay:
  * hello with the admin token and with a bad one, the close handshake, the sync call layer, a
- * malformed frame sent as a raw message, /healthz, and the token never reaching the log.
+ * malformed frame sent as a raw message, /healthz, the token never reaching the log, batching of
+ * queued frames, a message written in chunks, a paused reader that loses nothing, and wss (trusted,
+ * untrusted, insecure, ws:// on a TLS port).
  * Every callback is counted, and counts are asserted exactly.
  *
  * No criterion `.timeout` here: every wait is bounded by h_timeout_ms() already, and criterion
