@@ -18,6 +18,8 @@
 
 #include "relay.h"
 
+static const struct token *lookup(struct relay *r, const uint8_t h[32]);
+
 /* SHA-256 of a token's text. */
 void auth_hash(const char *tok, size_t n, uint8_t out[32])
 {
@@ -186,7 +188,7 @@ void auth_reload(struct relay *r)
     for (struct conn *c = r->conns; c; c = c->next) {
         if (!c->authed || c->close_code)
             continue;
-        if (!auth_check_hash(r, c->token_hash)) {
+        if (!lookup(r, c->token_hash)) {
             log_info("conn=%u peer=%s token=%s was revoked: closing", c->id, c->peer, c->token_name);
             conn_close(c, PTC_CLOSE_UNAUTHORIZED, "token revoked");
         }
@@ -210,12 +212,27 @@ const struct token *auth_check(struct relay *r, const char *tok, size_t n)
     return auth_check_hash(r, h);
 }
 
-/* Finds the token with this hash; every entry is compared, in constant time. */
-const struct token *auth_check_hash(struct relay *r, const uint8_t h[32])
+/* The loaded token with this hash; every entry is compared, in constant time. */
+static const struct token *lookup(struct relay *r, const uint8_t h[32])
 {
     const struct token *found = NULL;
     for (const struct token *t = r->tokens; t; t = t->next)
         if (CRYPTO_memcmp(h, t->hash, 32) == 0)
             found = t;
+    return found;
+}
+
+/*
+ * Finds the token with this hash. An unknown hash reloads the list first if the store changed
+ * since it was read: a token just made by `ptyrelay token add` works at once, not only after the
+ * next periodic reload.
+ */
+const struct token *auth_check_hash(struct relay *r, const uint8_t h[32])
+{
+    const struct token *found = lookup(r, h);
+    if (!found && r->store && store_changed(r->store)) {
+        auth_reload(r);
+        found = lookup(r, h);
+    }
     return found;
 }
