@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ev.h>
 #include <libwebsockets.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -40,6 +41,7 @@ struct server {
     struct lws *child_wsi, *term_wsi;
     int child_fd, term_fd;
     bool done;
+    struct ev_loop *ev; /* the loop lws runs on (NULL with PTYRELAY_POLL_LOOP set: lws' poll()) */
     char iface[256];
     char host[128];     /* the listen host as given (no brackets) */
     bool loopback;      /* the listen address is loopback (or a unix socket) */
@@ -334,7 +336,10 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     guard_tick(r, now_ms());
     if (r->shutting_down && relay_shutdown_done(r)) {
         srv->done = true;
-        lws_cancel_service(srv->ctx);
+        if (srv->ev)
+            ev_break(srv->ev, EVBREAK_ALL);
+        else
+            lws_cancel_service(srv->ctx);
         return;
     }
     lws_sul_schedule(srv->ctx, 0, &srv->tick, tick_cb, TICK_US);
@@ -556,6 +561,25 @@ int server_init(struct relay *r)
     info.vhost_name = "default";
     info.pt_serv_buf_size = 64 * 1024;
     info.timeout_secs = 10;
+    /*
+     * lws' own loop is poll(): every turn costs time in proportion to all fds, and a PTY master
+     * is an expensive one to poll (n_tty_poll takes the line discipline's lock). With a thousand
+     * sessions that was ~1 ms a turn, so an echo round trip took milliseconds. libev (epoll)
+     * costs in proportion to the fds that are ready. We own the loop (a "foreign" loop for lws)
+     * so that we can run it and break out of it at the end of a shutdown: under an event
+     * library, lws_service() runs the loop and does not return.
+     */
+    void *loops[1] = {NULL};
+    if (!getenv("PTYRELAY_POLL_LOOP")) {
+        srv->ev = ev_loop_new(EVFLAG_AUTO);
+        if (!srv->ev) {
+            log_error("cannot create the event loop");
+            return -1;
+        }
+        loops[0] = srv->ev;
+        info.foreign_loops = loops;
+        info.options |= LWS_SERVER_OPTION_LIBEV;
+    }
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
         log_error("cannot listen on %s (in use, or not an address of this machine?)", r->cfg.listen);
@@ -609,6 +633,10 @@ int server_init(struct relay *r)
 int server_run(struct relay *r)
 {
     struct server *srv = srv_of(r);
+    if (srv->ev) {
+        ev_run(srv->ev, 0);
+        return 0;
+    }
     while (!srv->done)
         if (lws_service(srv->ctx, 0) < 0)
             break;
@@ -624,6 +652,12 @@ void server_free(struct relay *r)
     if (srv->ctx) {
         lws_sul_cancel(&srv->tick);
         lws_context_destroy(srv->ctx);
+    }
+    if (srv->ev) {
+        /* lws has released its watchers; let libev run what is left of them, then free it. */
+        ev_run(srv->ev, EVRUN_NOWAIT);
+        ev_loop_destroy(srv->ev);
+        srv->ev = NULL;
     }
     ptc_buf_free(&srv->out);
     free(srv);
