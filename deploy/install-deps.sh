@@ -3,9 +3,9 @@
 # Safe to run repeatedly and without a terminal (CI): it never prompts.
 set -eu
 
-PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev \
+PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libev-dev libwebsockets-evlib-ev \
 libwebsockets-dev libssl-dev libsqlite3-dev libmsgpack-dev libcriterion-dev libjansson-dev \
-tmux procps"
+tmux procps openssl perl"
 
 missing=""
 for p in $PKGS; do
