@@ -42,6 +42,7 @@ struct item {
 };
 
 struct store {
+    int64_t log_bytes; /* writer thread only: bytes in the output table */
     sqlite3 *rd;   /* the loop's connection */
     sqlite3 *wr;   /* the writer's connection */
     struct store_opts opts;
@@ -207,6 +208,21 @@ static int step_done(sqlite3_stmt *s)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : rc;
 }
 
+/*
+ * Runs a DELETE ... RETURNING length(data) to completion and returns the bytes it removed (the
+ * changes happen on the first step; the rows only report them), or -1 on an error.
+ */
+static int64_t step_sum(sqlite3_stmt *s)
+{
+    int64_t sum = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        sum += sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? sum : -1;
+}
+
 struct wstmts {
     sqlite3_stmt *session, *del_sess, *del_out, *out, *end, *event, *used, *trim, *first, *total,
         *oldest, *trim_total;
@@ -252,8 +268,11 @@ static int write_item(struct store *st, struct wstmts *w, struct item *it)
     case IT_DELETE:
         sqlite3_bind_blob(w->del_out, 1, it->sid.b, 16, SQLITE_STATIC);
         sqlite3_bind_blob(w->del_sess, 1, it->sid.b, 16, SQLITE_STATIC);
-        if ((bad = step_done(w->del_out) || step_done(w->del_sess)))
+        int64_t gone = step_sum(w->del_out);
+        if ((bad = gone < 0 || step_done(w->del_sess)))
             note_error(st, "removing a session");
+        else
+            st->log_bytes -= gone;
         break;
     case IT_OUTPUT: {
         s = w->out;
@@ -265,6 +284,7 @@ static int write_item(struct store *st, struct wstmts *w, struct item *it)
             drop_output(st, it->len);
             return -1;
         }
+        st->log_bytes += (int64_t)it->len;
         sqlite3_bind_int64(w->end, 1, (sqlite3_int64)(it->off + it->len));
         sqlite3_bind_blob(w->end, 2, it->sid.b, 16, SQLITE_STATIC);
         step_done(w->end);
@@ -273,8 +293,9 @@ static int write_item(struct store *st, struct wstmts *w, struct item *it)
             uint64_t cut = it->off + it->len - st->opts.log_max;
             sqlite3_bind_blob(w->trim, 1, it->sid.b, 16, SQLITE_STATIC);
             sqlite3_bind_int64(w->trim, 2, (sqlite3_int64)cut);
-            step_done(w->trim);
-            if (sqlite3_changes(st->wr) > 0) {
+            int64_t trimmed = step_sum(w->trim);
+            if (trimmed > 0) {
+                st->log_bytes -= trimmed;
                 sqlite3_bind_blob(w->first, 1, it->sid.b, 16, SQLITE_STATIC);
                 sqlite3_bind_blob(w->first, 2, it->sid.b, 16, SQLITE_STATIC);
                 step_done(w->first);
@@ -313,10 +334,8 @@ static void trim_total(struct store *st, struct wstmts *w)
 {
     if (!st->opts.total_max)
         return;
-    sqlite3_int64 total = 0;
-    if (sqlite3_step(w->total) == SQLITE_ROW)
-        total = sqlite3_column_int64(w->total, 0);
-    sqlite3_reset(w->total);
+    /* A running total (summed once when the writer starts), not a scan of the table per batch. */
+    int64_t total = st->log_bytes;
     bool trimmed = false;
     for (int round = 0; round < 100000 && (uint64_t)total > st->opts.total_max; round++) {
         if (sqlite3_step(w->oldest) != SQLITE_ROW) {
@@ -332,6 +351,7 @@ static void trim_total(struct store *st, struct wstmts *w)
         total -= len;
         trimmed = true;
     }
+    st->log_bytes = total;
     /* Each session's first retained offset follows what is left. */
     if (trimmed)
         exec_sql(st->wr,
@@ -351,19 +371,24 @@ static void *writer_main(void *arg)
          "ON CONFLICT(id) DO UPDATE SET name=?2,cols=?6,rows=?7,pid=?8,state=?9,exit_code=?10,"
          "signal=?11,updated_ms=?13,attention=?14,end_off=max(end_off,?16)");
     prep(st, &w.del_sess, "DELETE FROM sessions WHERE id=?1");
-    prep(st, &w.del_out, "DELETE FROM output WHERE session=?1");
+    prep(st, &w.del_out, "DELETE FROM output WHERE session=?1 RETURNING length(data)");
     prep(st, &w.out, "INSERT OR REPLACE INTO output(session,off,data) VALUES(?1,?2,?3)");
     prep(st, &w.end, "UPDATE sessions SET end_off=max(end_off,?1) WHERE id=?2");
     prep(st, &w.event,
          "INSERT INTO events(ts_ms,session,kind,token,peer,detail) VALUES(?1,?2,?3,?4,?5,?6)");
     prep(st, &w.used, "UPDATE tokens SET last_used_ms=?1 WHERE name=?2");
-    prep(st, &w.trim, "DELETE FROM output WHERE session=?1 AND off + length(data) <= ?2");
+    prep(st, &w.trim,
+         "DELETE FROM output WHERE session=?1 AND off + length(data) <= ?2 RETURNING length(data)");
     prep(st, &w.first,
          "UPDATE sessions SET start_off=COALESCE((SELECT min(off) FROM output WHERE session=?1),"
          " end_off) WHERE id=?2");
     prep(st, &w.total, "SELECT COALESCE(sum(length(data)),0) FROM output");
     prep(st, &w.oldest, "SELECT rowid, length(data) FROM output ORDER BY rowid LIMIT 1");
     prep(st, &w.trim_total, "DELETE FROM output WHERE rowid=?1");
+    st->log_bytes = 0;
+    if (sqlite3_step(w.total) == SQLITE_ROW)
+        st->log_bytes = sqlite3_column_int64(w.total, 0);
+    sqlite3_reset(w.total);
 
     pthread_mutex_lock(&st->mu);
     for (;;) {
