@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,7 +38,18 @@ static void stop_and_check(void)
     free(log);
 }
 
-static void teardown(void) { h_relay_stop(); }
+/* The TLS relay of the running test, killed by the teardown if the test ends early. */
+static pid_t tls_pid;
+
+static void teardown(void)
+{
+    h_relay_stop();
+    if (tls_pid > 0) {
+        kill(tls_pid, SIGKILL);
+        waitpid(tls_pid, NULL, 0);
+        tls_pid = 0;
+    }
+}
 
 TestSuite(security, .fini = teardown);
 
@@ -294,6 +307,10 @@ static void tls_start(struct tls_relay *t)
     t->pid = fork();
     cr_assert_geq(t->pid, 0);
     if (t->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives the test worker */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         dup2(pfd[1], 1);
         dup2(pfd[1], 2);
         execl(PTYRELAY_BIN, PTYRELAY_BIN, "serve", "--listen", "127.0.0.1:0", "--data", data,
@@ -301,6 +318,7 @@ static void tls_start(struct tls_relay *t)
         _exit(127);
     }
     close(pfd[1]);
+    tls_pid = t->pid;
     t->out = pfd[0];
     tls_read_log(t, h_timeout_ms(), "/ptc1");
     const char *p = strstr(t->log, "listening on wss://127.0.0.1:");
@@ -309,18 +327,42 @@ static void tls_start(struct tls_relay *t)
     cr_assert_gt(t->port, 0);
 }
 
+/* Waits (bounded) for the TLS relay to exit after SIGTERM; SIGKILL if it does not. */
+static bool tls_reap(pid_t pid, int timeout_ms)
+{
+    uint64_t end = mono_ms() + (uint64_t)timeout_ms;
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    bool exited = false;
+    while (!exited && mono_ms() < end) {
+        struct pollfd p = {.fd = pidfd, .events = POLLIN};
+        if (pidfd < 0 || poll(&p, 1, (int)(end - mono_ms())) <= 0)
+            break;
+        exited = waitpid(pid, NULL, WNOHANG) == pid;
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    if (!exited) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return exited;
+}
+
 static void tls_stop(struct tls_relay *t)
 {
+    bool exited = true;
     if (t->pid > 0) {
         kill(t->pid, SIGTERM);
         tls_read_log(t, h_timeout_ms(), "stopped");
-        waitpid(t->pid, NULL, 0);
+        exited = tls_reap(t->pid, h_timeout_ms());
         t->pid = 0;
+        tls_pid = 0;
     }
     close(t->out);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", t->dir);
     run_ok(cmd);
+    cr_assert(exited, "the TLS relay ignored SIGTERM:\n%s", t->log);
 }
 
 /* Runs openssl s_client against the relay with extra flags; its exit status, output in out. */
@@ -406,7 +448,10 @@ static void token_add(const char *name, const char *scope, char *out, size_t cap
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
         buf[--n] = 0;
     const char *sp = strrchr(buf, ' ');
-    snprintf(out, cap, "%s", sp ? sp + 1 : buf);
+    const char *word = sp ? sp + 1 : buf;
+    size_t wl = strlen(word);
+    cr_assert_lt(wl, cap, "token longer than the buffer: %s", buf);
+    memcpy(out, word, wl + 1);
     cr_assert(!strncmp(out, "ptr_", 4), "no token in: %s", buf);
 }
 
