@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <utmp.h>
@@ -190,6 +191,22 @@ static void child_report(int fd, int stage, int err)
  * Runs in the forked child, with every signal blocked (the parent blocked them around fork, so no
  * handler of the relay can run here). Only async-signal-safe calls, no allocation.
  */
+/*
+ * glibc refuses sigaction() on the two real-time signals it reserves for itself (32, 33), yet an
+ * ignored disposition of them inherited from whoever started the relay would survive execve into
+ * every session. The raw system call resets them; this runs only in the child, just before exec.
+ */
+static void reset_reserved_signal(int signo)
+{
+    struct {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        uint64_t mask;
+    } k = {SIG_DFL, 0, NULL, 0};
+    syscall(SYS_rt_sigaction, signo, &k, NULL, sizeof k.mask);
+}
+
 static void child_exec(int slave, int errfd, const char *cwd, const char *path, char *const *argv,
                        char *const *envp, unsigned long maxfd)
 {
@@ -242,7 +259,8 @@ static void child_exec(int slave, int errfd, const char *cwd, const char *path, 
     for (int s = 1; s < NSIG; s++) {
         if (s == SIGKILL || s == SIGSTOP)
             continue;
-        sigaction(s, &dfl, NULL); /* EINVAL for glibc's reserved signals: harmless */
+        if (sigaction(s, &dfl, NULL) < 0 && errno == EINVAL)
+            reset_reserved_signal(s);
     }
     sigemptyset(&empty);
     sigprocmask(SIG_SETMASK, &empty, NULL);
