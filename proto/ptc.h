@@ -68,6 +68,12 @@ int ptc_uuid_parse(const char *s, size_t n, ptc_uuid *u);
 /* True if all 16 bytes are zero (the connection itself). */
 bool ptc_uuid_is_zero(const ptc_uuid *u);
 bool ptc_uuid_eq(const ptc_uuid *a, const ptc_uuid *b);
+/*
+ * Decodes the n hex digits (either case) at s into out[0..n/2); s needs no NUL. 0, PTC_EINVAL when
+ * n is odd or a character is not a hex digit, PTC_ESPACE when n/2 > cap (then out is untouched).
+ * After PTC_EINVAL for a bad digit, the bytes before it may have been written.
+ */
+int ptc_hex_decode(const char *s, size_t n, uint8_t *out, size_t cap);
 
 /* ---- buf (frame.c): a growable output buffer with headroom ----------------------------------- */
 

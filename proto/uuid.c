@@ -50,21 +50,38 @@ static int hexval(char c)
     return -1;
 }
 
+/* Decodes n hex digits (either case) at s into out[0..n/2). 0, PTC_EINVAL or PTC_ESPACE. */
+int ptc_hex_decode(const char *s, size_t n, uint8_t *out, size_t cap)
+{
+    if ((!s && n) || n % 2)
+        return PTC_EINVAL;
+    if (n / 2 > cap)
+        return PTC_ESPACE;
+    for (size_t i = 0; i < n; i += 2) {
+        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return PTC_EINVAL;
+        out[i / 2] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
 /* Parses exactly 36 characters of text form, hex digits in either case. 0 or PTC_EINVAL. */
 int ptc_uuid_parse(const char *s, size_t n, ptc_uuid *u)
 {
+    /* bytes per dash-separated group: 8-4-4-4-12 hex digits */
+    static const uint8_t group[5] = {4, 2, 2, 2, 6};
     if (!s || !u || n != PTC_UUID_STRLEN)
         return PTC_EINVAL;
     ptc_uuid tmp;
-    size_t k = 0;
-    for (int i = 0; i < 16; i++) {
-        int hi = hexval(s[k]), lo = hexval(s[k + 1]);
-        if (hi < 0 || lo < 0)
+    size_t k = 0, b = 0;
+    for (int g = 0; g < 5; g++) {
+        if (g && s[k++] != '-')
             return PTC_EINVAL;
-        tmp.b[i] = (uint8_t)(hi << 4 | lo);
-        k += 2;
-        if (dash_after(i) && s[k++] != '-')
+        if (ptc_hex_decode(s + k, 2u * group[g], tmp.b + b, group[g]) < 0)
             return PTC_EINVAL;
+        k += 2u * group[g];
+        b += group[g];
     }
     *u = tmp; /* *u is untouched on failure */
     return 0;

@@ -54,28 +54,16 @@ static int add(struct inbuf *b, const void *d, size_t n)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
+/* Appends the bytes of a non-empty, even-length hex string. 0 or -1. */
 static int add_hex(struct inbuf *b, const char *h)
 {
     size_t n = strlen(h);
-    if (!n || n % 2)
+    uint8_t v[256];
+    if (!n)
         return -1;
-    for (size_t i = 0; i < n; i += 2) {
-        int hi = hexval(h[i]), lo = hexval(h[i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        uint8_t v = (uint8_t)(hi << 4 | lo);
-        if (add(b, &v, 1))
+    for (size_t i = 0; i < n; i += 2 * sizeof v) {
+        size_t k = n - i < 2 * sizeof v ? n - i : 2 * sizeof v;
+        if (ptc_hex_decode(h + i, k, v, sizeof v) || add(b, v, k / 2))
             return -1;
     }
     return 0;

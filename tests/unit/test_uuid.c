@@ -104,3 +104,53 @@ Test(uuid, zero_and_eq)
     b.b[0] ^= 0x80;
     cr_assert_not(ptc_uuid_eq(&a, &b));
 }
+
+Test(uuid, hex_decode_valid)
+{
+    uint8_t out[8];
+    memset(out, 0x5a, sizeof out);
+    cr_assert_eq(ptc_hex_decode("00fFa51B7c", 10, out, sizeof out), 0);
+    const uint8_t want[] = {0x00, 0xff, 0xa5, 0x1b, 0x7c};
+    cr_assert_arr_eq(out, want, sizeof want);
+    cr_assert_eq(out[5], 0x5a, "wrote past n/2 bytes");
+    /* n bounds the read (no NUL needed); exactly cap bytes fit; nothing at all is fine */
+    cr_assert_eq(ptc_hex_decode("0102zz", 4, out, 2), 0);
+    cr_assert_eq(out[0], 0x01);
+    cr_assert_eq(out[1], 0x02);
+    cr_assert_eq(ptc_hex_decode("", 0, out, 0), 0);
+    cr_assert_eq(ptc_hex_decode(NULL, 0, NULL, 0), 0);
+}
+
+Test(uuid, hex_decode_odd_length)
+{
+    uint8_t out[4];
+    memset(out, 0x5a, sizeof out);
+    cr_assert_eq(ptc_hex_decode("abc", 3, out, sizeof out), PTC_EINVAL);
+    cr_assert_eq(ptc_hex_decode("a", 1, out, sizeof out), PTC_EINVAL);
+    for (size_t k = 0; k < sizeof out; k++)
+        cr_assert_eq(out[k], 0x5a, "output touched on failure");
+    cr_assert_eq(ptc_hex_decode(NULL, 2, out, sizeof out), PTC_EINVAL);
+}
+
+Test(uuid, hex_decode_bad_digit)
+{
+    const char *bad[] = {"0g", "g0", "0 ", " 0", "-1", "0x", "1/", ":1", "@A", "G0", "`a", "f\xff"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t out[1] = {0x5a};
+        cr_assert_eq(ptc_hex_decode(bad[i], 2, out, 1), PTC_EINVAL, "'%s'", bad[i]);
+        cr_assert_eq(out[0], 0x5a, "'%s': output touched", bad[i]);
+    }
+    uint8_t out[3];
+    cr_assert_eq(ptc_hex_decode("0102x3", 6, out, sizeof out), PTC_EINVAL);
+    cr_assert_eq(ptc_hex_decode("010203\0", 8, out, 4), PTC_EINVAL, "a NUL inside n is no digit");
+}
+
+Test(uuid, hex_decode_too_long)
+{
+    uint8_t out[4] = {0x5a, 0x5a, 0x5a, 0x5a};
+    cr_assert_eq(ptc_hex_decode("0102", 4, out, 1), PTC_ESPACE);
+    cr_assert_eq(ptc_hex_decode("0102030405", 10, out, sizeof out), PTC_ESPACE);
+    cr_assert_eq(ptc_hex_decode("01", 2, out, 0), PTC_ESPACE);
+    for (size_t k = 0; k < sizeof out; k++)
+        cr_assert_eq(out[k], 0x5a, "output touched on PTC_ESPACE");
+}
