@@ -2,7 +2,7 @@
  * cmd_info: `ptcat info ID|NAME [--json]`: one session's info map, as `key: value` lines for
  * people or as one JSON object.
  */
-#include <getopt.h>
+#include <getopt.h> /* optind */
 #include <stdio.h>
 
 #include "ptcat.h"
@@ -14,22 +14,10 @@ static const char info_help[] =
 /* `ptcat info`. */
 int cmd_info(struct ptcat *p, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    bool json = false;
-    int o;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (o == 'j')
-            json = true;
-        else if (o == 'h') {
-            fputs(info_help, stdout);
-            return PTCAT_OK;
-        } else
-            return ptcat_usage("info", "unknown or incomplete option '%s'", argv[optind - 1]);
-    }
+    bool json;
+    int done = jsonout_opts("info", info_help, argc, argv, &json);
+    if (done >= 0)
+        return done;
     if (argc - optind != 1)
         return ptcat_usage("info", "expected one session ID or NAME");
     ptc_uuid id;

@@ -32,34 +32,12 @@ static const char logs_help[] =
     "                     With --from OFFSET, RE must match output after OFFSET (e.g. the\n"
     "                     offset `ptcat send --print-offset` printed): no stale prompt counts\n";
 
-struct bytes {
-    uint8_t *p;
-    size_t n, cap;
-};
-
-static int bytes_add(struct bytes *b, const void *d, size_t n)
-{
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n)
-            cap *= 2;
-        uint8_t *np = realloc(b->p, cap);
-        if (!np)
-            return -1;
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-    return 0;
-}
-
 /*
  * Reads [from, to) with `read` calls. to == UINT64_MAX: up to the end at the time. Either appends
  * to *keep (when keep) or prints as it goes. *first gets the offset of the first byte returned.
  */
 static int read_range(struct ptcat *p, const ptc_uuid *id, uint64_t from, uint64_t to,
-                      struct bytes *keep, struct strip *strip, uint64_t *first, uint64_t *next)
+                      struct out_buf *keep, struct strip *strip, uint64_t *first, uint64_t *next)
 {
     uint64_t off = from;
     bool started = false;
@@ -86,7 +64,7 @@ static int read_range(struct ptcat *p, const ptc_uuid *id, uint64_t from, uint64
         const uint8_t *d = (const uint8_t *)r->data.p;
         size_t n = r->data.n;
         if (keep) {
-            if (bytes_add(keep, d, n)) {
+            if (out_buf_add(keep, d, n)) {
                 ptc_client_reply_free(&rep);
                 return PTCAT_UNMET;
             }
@@ -127,7 +105,7 @@ static int print_tail(struct ptcat *p, const ptc_uuid *id, uint64_t start, uint6
     uint64_t win = 64 * 1024;
     for (;;) {
         uint64_t from = end - start > win ? end - win : start;
-        struct bytes b = {0};
+        struct out_buf b = {0};
         uint64_t first, nx;
         int rc = read_range(p, id, from, end, &b, NULL, &first, &nx);
         if (rc) {
@@ -277,7 +255,7 @@ static int wait_prompt_from(struct ptcat *p, const ptc_uuid *id, uint64_t since,
     if (next > since)
         ptcat_err("%llu bytes after offset %llu are no longer kept",
                   (unsigned long long)(next - since), (unsigned long long)since);
-    struct bytes raw = {0};
+    struct out_buf raw = {0};
     struct strip tstrip = {0};
     char text[16384];
     size_t tlen = 0;
@@ -315,7 +293,7 @@ static int wait_prompt_from(struct ptcat *p, const ptc_uuid *id, uint64_t since,
                 n -= (size_t)(next - off);
             }
             next = off + n;
-            if (bytes_add(&raw, d, n)) {
+            if (out_buf_add(&raw, d, n)) {
                 rc = PTCAT_UNMET;
                 ptc_client_frame_free(&fr);
                 break;

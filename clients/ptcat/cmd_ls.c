@@ -2,7 +2,7 @@
  * cmd_ls: `ptcat ls [--json]`. A table for people (id prefix, name, state, exit, size, clients,
  * attention, age, command) or, with --json, the info maps as a JSON array for scripts.
  */
-#include <getopt.h>
+#include <getopt.h> /* optind */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -60,32 +60,17 @@ static void fmt_cmd(const struct ptc_info *i, char *out, size_t cap)
 /* `ptcat ls`. */
 int cmd_ls(struct ptcat *p, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    bool json = false;
-    int o;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (o == 'j')
-            json = true;
-        else if (o == 'h') {
-            fputs(ls_help, stdout);
-            return PTCAT_OK;
-        } else
-            return ptcat_usage("ls", "unknown or incomplete option '%s'", argv[optind - 1]);
-    }
+    bool json;
+    int done = jsonout_opts("ls", ls_help, argc, argv, &json);
+    if (done >= 0)
+        return done;
     if (optind < argc)
         return ptcat_usage("ls", "unexpected argument '%s'", argv[optind]);
 
-    struct ptc_request rq = {.op = PTC_OP_LIST};
     struct ptc_client_reply rep;
-    int rc = endpoint_call(p, NULL, &rq, &rep, PTCAT_CALL_TIMEOUT_MS);
-    if (rc) {
-        ptc_client_reply_free(&rep);
+    int rc = resolve_list(p, &rep);
+    if (rc)
         return rc;
-    }
     const struct ptc_reply *r = &rep.r;
     if (json) {
         json_t *a = json_array();

@@ -32,30 +32,8 @@ static const char send_help[] =
     "  --print-offset  print the session's output offset from just before the input, for\n"
     "               `ptcat logs ID --from OFFSET --wait-for-prompt RE`\n";
 
-struct inbuf {
-    uint8_t *p;
-    size_t n, cap;
-};
-
-static int add(struct inbuf *b, const void *d, size_t n)
-{
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n)
-            cap *= 2;
-        uint8_t *np = realloc(b->p, cap);
-        if (!np)
-            return -1;
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-    return 0;
-}
-
 /* Appends the bytes of a non-empty, even-length hex string. 0 or -1. */
-static int add_hex(struct inbuf *b, const char *h)
+static int add_hex(struct out_buf *b, const char *h)
 {
     size_t n = strlen(h);
     uint8_t v[256];
@@ -63,13 +41,13 @@ static int add_hex(struct inbuf *b, const char *h)
         return -1;
     for (size_t i = 0; i < n; i += 2 * sizeof v) {
         size_t k = n - i < 2 * sizeof v ? n - i : 2 * sizeof v;
-        if (ptc_hex_decode(h + i, k, v, sizeof v) || add(b, v, k / 2))
+        if (ptc_hex_decode(h + i, k, v, sizeof v) || out_buf_add(b, v, k / 2))
             return -1;
     }
     return 0;
 }
 
-static int add_stdin(struct inbuf *b)
+static int add_stdin(struct out_buf *b)
 {
     uint8_t buf[65536];
     for (;;) {
@@ -80,7 +58,7 @@ static int add_stdin(struct inbuf *b)
             return -errno;
         if (n == 0)
             return 0;
-        if (add(b, buf, (size_t)n))
+        if (out_buf_add(b, buf, (size_t)n))
             return -ENOMEM;
     }
 }
@@ -154,7 +132,7 @@ int cmd_send(struct ptcat *p, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct inbuf b = {0};
+    struct out_buf b = {0};
     bool enter = false, used_stdin = false, print_offset = false;
     uint64_t timeout_ms = 10000;
     int o, rc = PTCAT_OK;
@@ -163,7 +141,7 @@ int cmd_send(struct ptcat *p, int argc, char **argv)
         size_t n;
         switch (o) {
         case 't':
-            if (add(&b, optarg, strlen(optarg)))
+            if (out_buf_add(&b, optarg, strlen(optarg)))
                 rc = PTCAT_UNMET;
             break;
         case 'k':
@@ -171,7 +149,7 @@ int cmd_send(struct ptcat *p, int argc, char **argv)
                 rc = ptcat_usage("send", "unknown key '%s'", optarg);
                 goto out;
             }
-            if (add(&b, bytes, n))
+            if (out_buf_add(&b, bytes, n))
                 rc = PTCAT_UNMET;
             break;
         case 'x':
@@ -214,7 +192,7 @@ int cmd_send(struct ptcat *p, int argc, char **argv)
         if (rc)
             goto out;
     }
-    if (enter && add(&b, "\r", 1)) {
+    if (enter && out_buf_add(&b, "\r", 1)) {
         rc = PTCAT_UNMET;
         goto out;
     }

@@ -1,11 +1,35 @@
 /*
  * jsonout: session infos as JSON for scripts (`ls --json`, `info --json`), built with jansson.
  * Keys follow the PTC1 info map; the id is the text UUID, exit_code and signal are null unless
- * set, and the signal is its name ("TERM").
+ * set, and the signal is its name ("TERM"). Also the option parsing of the commands whose only
+ * flag is --json.
  */
+#include <getopt.h>
 #include <stdio.h>
 
 #include "ptcat.h"
+
+/* The options of a command whose only flag is --json. */
+int jsonout_opts(const char *cmd, const char *help, int argc, char **argv, bool *json)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *json = false;
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o == 'j')
+            *json = true;
+        else if (o == 'h') {
+            fputs(help, stdout);
+            return PTCAT_OK;
+        } else
+            return ptcat_usage(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+    }
+    return -1;
+}
 
 static json_t *jstr(struct ptc_str s) { return json_stringn(s.p ? s.p : "", s.n); }
 

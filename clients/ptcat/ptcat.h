@@ -77,6 +77,9 @@ void endpoint_close(struct ptcat *p);
 int resolve_session(struct ptcat *p, const char *arg, ptc_uuid *out);
 /* A short text for a session: its name, or the first 8 characters of its id. */
 void resolve_label(const struct ptc_info *i, char *out, size_t cap);
+/* Calls `list` on p->conn (connecting if needed). 0 with *rep filled (free it with
+ * ptc_client_reply_free), or an exit code with the reason printed and *rep already freed. */
+int resolve_list(struct ptcat *p, struct ptc_client_reply *rep);
 
 /* ---- term.c: the local terminal ------------------------------------------------------------- */
 
@@ -99,6 +102,15 @@ int out_write(int fd, const void *p, size_t n);
 /* A status line on stderr: "[ptcat: ...]", with CR LF while the terminal is raw. */
 void out_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Bytes gathered before they go out: output kept to print later, input to send. Zero-initialize;
+ * the owner frees p. */
+struct out_buf {
+    uint8_t *p;
+    size_t n, cap;
+};
+/* Appends d[0..n) to b, growing it. 0, or -1 when out of memory (b is unchanged then). */
+int out_buf_add(struct out_buf *b, const void *d, size_t n);
+
 /* ---- strip.c: ANSI escapes out of output ---------------------------------------------------- */
 
 /* State that survives chunk boundaries. Zero-initialize. */
@@ -115,6 +127,12 @@ size_t strip_feed(struct strip *s, const uint8_t *in, size_t n, uint8_t *out);
 json_t *jsonout_info(const struct ptc_info *i);
 /* Prints v to stdout (indented, one trailing newline) and releases it. 0 or PTCAT_UNMET. */
 int jsonout_print(json_t *v);
+/*
+ * Parses the flags of a command whose only option is --json (and --help), leaving optind at the
+ * first operand. Returns -1 to go on with *json set, or the command's exit code: PTCAT_OK after
+ * printing help to stdout, PTCAT_USAGE (reported as cmd's error) for any other option.
+ */
+int jsonout_opts(const char *cmd, const char *help, int argc, char **argv, bool *json);
 
 /* ---- stream.c: a session's output on stdout, live, with reconnects ------------------------- */
 

@@ -23,6 +23,16 @@ void resolve_label(const struct ptc_info *i, char *out, size_t cap)
     snprintf(out, cap, "%.8s", t);
 }
 
+/* The relay's sessions: a `list` call on p->conn. */
+int resolve_list(struct ptcat *p, struct ptc_client_reply *rep)
+{
+    struct ptc_request rq = {.op = PTC_OP_LIST};
+    int rc = endpoint_call(p, NULL, &rq, rep, PTCAT_CALL_TIMEOUT_MS);
+    if (rc)
+        ptc_client_reply_free(rep);
+    return rc;
+}
+
 static bool looks_like_prefix(const char *s)
 {
     if (!*s)
@@ -40,13 +50,10 @@ int resolve_session(struct ptcat *p, const char *arg, ptc_uuid *out)
         ptcat_err("a session id or name is needed");
         return PTCAT_USAGE;
     }
-    struct ptc_request rq = {.op = PTC_OP_LIST};
     struct ptc_client_reply rep;
-    int rc = endpoint_call(p, NULL, &rq, &rep, PTCAT_CALL_TIMEOUT_MS);
-    if (rc) {
-        ptc_client_reply_free(&rep);
+    int rc = resolve_list(p, &rep);
+    if (rc)
         return rc;
-    }
     const struct ptc_reply *r = &rep.r;
     ptc_uuid full;
     bool is_full = strlen(arg) == PTC_UUID_STRLEN && ptc_uuid_parse(arg, PTC_UUID_STRLEN, &full) == 0;
