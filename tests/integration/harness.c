@@ -674,6 +674,166 @@ int h_wait_close(struct ptc_client_conn *c, int timeout_ms)
     return code ? code : 1006;
 }
 
+/* ---- sessions and their output ------------------------------------------------------------ */
+
+/* Fails the test with the relay's log attached. */
+void h_fail_with_log(const char *what, int rc)
+{
+    char *log = h_relay_log();
+    cr_assert_fail("%s: %s\n--- relay log ---\n%s", what, ptc_client_strerror(rc), log ? log : "");
+    abort(); /* not reached: cr_assert_fail ends the test */
+}
+
+/* Opens a running session of argv. */
+ptc_uuid h_open_argv(struct ptc_client_conn *c, const char *const *argv, int attach, pid_t *pid)
+{
+    struct ptc_str av[32];
+    uint32_t n = 0;
+    for (; argv[n]; n++) {
+        cr_assert_lt(n, 31, "h_open_argv: too many words");
+        av[n] = ptc_str_c(argv[n]);
+    }
+    struct ptc_request rq = {.op = PTC_OP_OPEN, .has = PTC_HAS_ARGV, .argv = av, .argc = n};
+    if (attach) {
+        rq.has |= PTC_HAS_ATTACH;
+        rq.attach = attach;
+    }
+    struct ptc_client_reply rep;
+    int rc = h_call(c, NULL, &rq, &rep);
+    if (rc)
+        h_fail_with_log("open", rc);
+    cr_assert(rep.r.ok, "open failed: %s: %.*s", ptc_code_name(rep.r.error), (int)rep.r.message.n,
+              rep.r.message.p);
+    ptc_uuid id = rep.r.session;
+    cr_assert_eq(rep.r.state, PTC_ST_RUNNING);
+    cr_assert_gt(rep.r.pid, 0);
+    if (pid)
+        *pid = (pid_t)rep.r.pid;
+    ptc_client_reply_free(&rep);
+    return id;
+}
+
+void h_out_init(struct h_out *o)
+{
+    memset(o, 0, sizeof *o);
+    o->state = -1;
+    o->attention = -1;
+}
+
+static void out_append(struct h_out *o, const uint8_t *d, size_t n)
+{
+    if (!o->data || o->len + n + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (cap < o->len + n + 1)
+            cap *= 2;
+        o->data = realloc(o->data, cap);
+        cr_assert_not_null(o->data);
+        o->cap = cap;
+    }
+    memcpy(o->data + o->len, d, n);
+    o->len += n;
+    o->data[o->len] = 0;
+}
+
+/* Feeds one frame. */
+void h_out_feed(struct h_out *o, const struct ptc_frame *f)
+{
+    if (f->type == PTC_OUTPUT) {
+        uint64_t off;
+        const uint8_t *d;
+        size_t n;
+        cr_assert_eq(ptc_output_parse(f, &off, &d, &n), 0);
+        if (!o->any) {
+            o->first = off;
+            o->next = off;
+            o->any = true;
+        }
+        if (o->allow_gap)
+            cr_assert_geq(off, o->next, "OUTPUT offset %llu went back (expected >= %llu)",
+                          (unsigned long long)off, (unsigned long long)o->next);
+        else
+            cr_assert_eq(off, o->next, "OUTPUT offset %llu, expected %llu (gap or repeat)",
+                         (unsigned long long)off, (unsigned long long)o->next);
+        if (o->pat) {
+            size_t i = 0;
+            while (i < n && d[i] == o->pat(off + i))
+                i++;
+            cr_assert_eq(i, n, "wrong byte at offset %llu", (unsigned long long)(off + i));
+        }
+        o->gaps += off - o->next;
+        out_append(o, d, n);
+        o->next = off + n;
+        o->bytes += n;
+    } else if (f->type == PTC_ACK) {
+        cr_assert_eq(ptc_ack_parse(f, &o->acked), 0);
+    } else if (f->type == PTC_RESIZE) {
+        cr_assert_eq(ptc_resize_parse(f, &o->cols, &o->rows), 0);
+        o->nresize++;
+    } else if (f->type == PTC_STATE) {
+        struct ptc_statemsg m;
+        struct ptc_perr e;
+        cr_assert_eq(ptc_state_parse(f->payload, f->len, &m, &e), 0, "STATE: %s", e.message);
+        o->state = m.state;
+        o->attention = m.attention;
+        o->exit_code = m.has & PTC_HAS_EXIT_CODE ? m.exit_code : -1;
+        o->signo = m.has & PTC_HAS_SIGNO ? m.signo : 0;
+        o->state_end = m.end;
+        o->nstate++;
+    }
+}
+
+/* One frame into o, failing (with what, and the relay's log) after the timeout. */
+static void out_step(struct ptc_client_conn *c, const ptc_uuid *sid, struct h_out *o, uint8_t type,
+                     const char *what)
+{
+    struct ptc_client_frame fr;
+    int rc = h_wait_frame(c, type, sid, &fr, h_timeout_ms());
+    if (rc)
+        h_fail_with_log(what, rc);
+    h_out_feed(o, &fr.f);
+    ptc_client_frame_free(&fr);
+}
+
+/* Takes one frame of session sid into o. */
+void h_out_step(struct ptc_client_conn *c, const ptc_uuid *sid, struct h_out *o, uint8_t type)
+{
+    out_step(c, sid, o, type, "waiting for a frame");
+}
+
+/* Bounds the loops below; each wait is bounded by the timeout as well. */
+#define OUT_MAX_FRAMES 200000
+
+/* Feeds frames until the session ended. */
+void h_out_until_end(struct ptc_client_conn *c, const ptc_uuid *sid, struct h_out *o)
+{
+    for (int i = 0; i < OUT_MAX_FRAMES && !ptc_state_is_ended(o->state); i++)
+        out_step(c, sid, o, 0, "waiting for output/STATE");
+    cr_assert(ptc_state_is_ended(o->state));
+}
+
+/* Feeds frames until the output contains needle. */
+void h_out_until_text(struct ptc_client_conn *c, const ptc_uuid *sid, struct h_out *o,
+                      const char *needle)
+{
+    for (int i = 0; i < OUT_MAX_FRAMES && !(o->data && strstr((char *)o->data, needle)); i++) {
+        char what[1200];
+        size_t tail = o->len > 1000 ? o->len - 1000 : 0;
+        snprintf(what, sizeof what, "waiting for '%.100s' (have%s '%s')", needle,
+                 tail ? " ..." : "", o->data ? (char *)o->data + tail : "");
+        out_step(c, sid, o, 0, what);
+    }
+    cr_assert(o->data && strstr((char *)o->data, needle), "no '%s' in the output", needle);
+}
+
+/* Feeds frames until the next offset reaches end. */
+void h_out_until_offset(struct ptc_client_conn *c, const ptc_uuid *sid, struct h_out *o,
+                        uint64_t end)
+{
+    for (int i = 0; i < OUT_MAX_FRAMES && o->next < end; i++)
+        out_step(c, sid, o, 0, "waiting for output/STATE");
+    cr_assert_geq(o->next, end);
+}
+
 /* ---- plain HTTP ---------------------------------------------------------------------------- */
 
 static int wait_fd(int fd, short ev, uint64_t until)

@@ -110,6 +110,55 @@ int h_wait_frame(struct ptc_client_conn *c, uint8_t type, const ptc_uuid *sessio
 /* Waits until the socket is closed; returns the close code (1006 if none came), -1 on timeout. */
 int h_wait_close(struct ptc_client_conn *c, int timeout_ms);
 
+/* ---- sessions and their output -------------------------------------------------------------- */
+
+/* Fails the test with what, the ptclient error rc and the relay's log (for diagnosis). */
+void h_fail_with_log(const char *what, int rc) __attribute__((noreturn));
+
+/*
+ * Opens a session running argv (NULL-terminated, at most 31 words), attached with mode attach
+ * when nonzero. Fails the test unless the REPLY is ok with state running and a pid; returns the
+ * session's id (and its pid in *pid if pid is not NULL).
+ */
+ptc_uuid h_open_argv(struct ptc_client_conn *c, const char *const *argv, int attach, pid_t *pid);
+
+/*
+ * What one attachment received: OUTPUT (whose offsets must be contiguous, or with allow_gap may
+ * only skip forward), the last STATE, ACK and RESIZE. Set it up with h_out_init, then set
+ * allow_gap or pat if wanted. data holds every OUTPUT byte with a NUL after them (NULL until the
+ * first OUTPUT); the caller frees it.
+ */
+struct h_out {
+    uint8_t *data;
+    size_t len, cap;
+    uint64_t first, next; /* offsets: the first one seen and the next one expected */
+    uint64_t bytes;       /* OUTPUT bytes received */
+    uint64_t gaps;        /* bytes skipped between OUTPUT frames (only with allow_gap) */
+    bool any, allow_gap;
+    uint8_t (*pat)(uint64_t off);    /* if set, the byte expected at each offset */
+    int state;                       /* last STATE's state, -1 if none */
+    int attention, exit_code, signo; /* from the last STATE: -1, -1, 0 if absent */
+    int nstate;
+    uint64_t state_end;
+    uint64_t acked; /* last input ACK */
+    int nresize;
+    uint16_t cols, rows; /* last RESIZE */
+};
+
+void h_out_init(struct h_out *o);
+/* Takes one frame into o, asserting that it parses and that OUTPUT offsets and bytes are right. */
+void h_out_feed(struct h_out *o, const struct ptc_frame *f);
+/* Waits for one frame of type (0: any) of session sid and feeds it to o; fails on timeout. */
+void h_out_step(struct ptc_client_conn *c, const ptc_uuid *sid, struct h_out *o, uint8_t type);
+/* Feeds frames of sid until a STATE says the session ended (exited or killed). */
+void h_out_until_end(struct ptc_client_conn *c, const ptc_uuid *sid, struct h_out *o);
+/* Feeds frames of sid until the output collected so far contains needle. */
+void h_out_until_text(struct ptc_client_conn *c, const ptc_uuid *sid, struct h_out *o,
+                      const char *needle);
+/* Feeds frames of sid until the next expected offset is at least end. */
+void h_out_until_offset(struct ptc_client_conn *c, const ptc_uuid *sid, struct h_out *o,
+                        uint64_t end);
+
 /* ---- plain HTTP ------------------------------------------------------------------------------ */
 
 /*

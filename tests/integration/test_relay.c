@@ -12,133 +12,17 @@
 
 #include "harness.h"
 
-/* Output collected from one attachment until a condition. */
-struct out {
-    uint8_t *data;
-    size_t len;
-    uint64_t first, next; /* offsets: first seen and next expected */
-    bool any;
-    int state;     /* last STATE's state, -1 if none */
-    int exit_code; /* from the last STATE */
-    int signo;
-    uint64_t state_end;
-    uint64_t acked; /* last input ACK */
-};
-
-/* Fails the test with the relay's log attached, for diagnosis. */
-static void fail_with_log(const char *what, int rc)
-{
-    char *log = h_relay_log();
-    cr_assert_fail("%s: %s\n--- relay log ---\n%s", what, ptc_client_strerror(rc), log ? log : "");
-}
-
-static void out_init(struct out *o)
-{
-    memset(o, 0, sizeof *o);
-    o->state = -1;
-}
-
-/* Feeds one frame; asserts offsets are contiguous. */
-static void out_feed(struct out *o, const struct ptc_frame *f)
-{
-    if (f->type == PTC_OUTPUT) {
-        uint64_t off;
-        const uint8_t *d;
-        size_t n;
-        cr_assert_eq(ptc_output_parse(f, &off, &d, &n), 0);
-        if (!o->any) {
-            o->first = off;
-            o->next = off;
-            o->any = true;
-        }
-        cr_assert_eq(off, o->next, "OUTPUT offset %llu, expected %llu (gap or repeat)",
-                     (unsigned long long)off, (unsigned long long)o->next);
-        o->data = realloc(o->data, o->len + n + 1);
-        memcpy(o->data + o->len, d, n);
-        o->len += n;
-        o->data[o->len] = 0;
-        o->next = off + n;
-    } else if (f->type == PTC_ACK) {
-        cr_assert_eq(ptc_ack_parse(f, &o->acked), 0);
-    } else if (f->type == PTC_STATE) {
-        struct ptc_statemsg m;
-        struct ptc_perr e;
-        cr_assert_eq(ptc_state_parse(f->payload, f->len, &m, &e), 0, "STATE: %s", e.message);
-        o->state = m.state;
-        o->exit_code = m.has & PTC_HAS_EXIT_CODE ? m.exit_code : -1;
-        o->signo = m.has & PTC_HAS_SIGNO ? m.signo : 0;
-        o->state_end = m.end;
-    }
-}
-
-/* Pumps frames of session sid into o until the session has ended (STATE exited/killed). */
-static void out_until_end(struct ptc_client_conn *c, const ptc_uuid *sid, struct out *o)
-{
-    for (int i = 0; i < 100000 && !ptc_state_is_ended(o->state); i++) {
-        struct ptc_client_frame fr;
-        int rc = h_wait_frame(c, 0, sid, &fr, h_timeout_ms());
-        if (rc)
-            fail_with_log("waiting for output/STATE", rc);
-        out_feed(o, &fr.f);
-        ptc_client_frame_free(&fr);
-    }
-    cr_assert(ptc_state_is_ended(o->state));
-}
-
-/* Pumps frames until the collected output contains needle. */
-static void out_until_text(struct ptc_client_conn *c, const ptc_uuid *sid, struct out *o,
-                           const char *needle)
-{
-    for (int i = 0; i < 100000 && !(o->data && strstr((char *)o->data, needle)); i++) {
-        struct ptc_client_frame fr;
-        int rc = h_wait_frame(c, 0, sid, &fr, h_timeout_ms());
-        cr_assert_eq(rc, 0, "waiting for '%s' (have '%s'): %s", needle,
-                     o->data ? (char *)o->data : "", ptc_client_strerror(rc));
-        out_feed(o, &fr.f);
-        ptc_client_frame_free(&fr);
-    }
-}
-
-/* Opens a session running argv, attached (interactive) from offset 0. */
-static ptc_uuid open_cmd(struct ptc_client_conn *c, const char *const *argv, int attach)
-{
-    struct ptc_str av[16];
-    uint32_t n = 0;
-    while (argv[n]) {
-        av[n] = ptc_str_c(argv[n]);
-        n++;
-    }
-    struct ptc_request rq = {.op = PTC_OP_OPEN};
-    rq.argv = av;
-    rq.argc = n;
-    rq.has = PTC_HAS_ARGV;
-    if (attach) {
-        rq.has |= PTC_HAS_ATTACH;
-        rq.attach = attach;
-    }
-    struct ptc_client_reply rep;
-    cr_assert_eq(h_call(c, NULL, &rq, &rep), 0);
-    cr_assert(rep.r.ok, "open failed: %.*s", (int)rep.r.message.n, rep.r.message.p);
-    ptc_uuid id = rep.r.session;
-    cr_assert_eq(rep.r.state, PTC_ST_RUNNING);
-    cr_assert_gt(rep.r.pid, 0);
-    ptc_client_reply_free(&rep);
-    return id;
-}
-
 #define SH(script) ((const char *const[]){"/bin/sh", "-c", script, NULL})
-
-static void out_until_text(struct ptc_client_conn *c, const ptc_uuid *sid, struct out *o,
-                           const char *needle);
 
 /*
  * Opens `cat` in raw mode without echo and waits until it runs: input sent before `stty` has
  * taken effect would be echoed by the tty as well as by cat.
  */
-static ptc_uuid open_raw_cat(struct ptc_client_conn *c, struct out *o)
+static ptc_uuid open_raw_cat(struct ptc_client_conn *c, struct h_out *o)
 {
-    ptc_uuid id = open_cmd(c, SH("stty raw -echo; printf '[ready]'; exec cat"), PTC_MODE_INTERACTIVE);
-    out_until_text(c, &id, o, "[ready]");
+    ptc_uuid id = h_open_argv(c, SH("stty raw -echo; printf '[ready]'; exec cat"),
+                              PTC_MODE_INTERACTIVE, NULL);
+    h_out_until_text(c, &id, o, "[ready]");
     return id;
 }
 
@@ -173,10 +57,10 @@ Test(relay, output_then_exit_state_with_code)
 {
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, SH("printf 'hello\\n'; exit 7"), PTC_MODE_INTERACTIVE);
-    struct out o;
-    out_init(&o);
-    out_until_end(c, &id, &o);
+    ptc_uuid id = h_open_argv(c, SH("printf 'hello\\n'; exit 7"), PTC_MODE_INTERACTIVE, NULL);
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_end(c, &id, &o);
     cr_assert_eq(o.state, PTC_ST_EXITED);
     cr_assert_eq(o.exit_code, 7);
     cr_assert_str_eq((char *)o.data, "hello\r\n");
@@ -192,11 +76,11 @@ Test(relay, no_byte_lost_at_exit_of_a_flood)
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
     /* 3 MiB then exit at once: the tail must arrive before the exit STATE. */
-    ptc_uuid id = open_cmd(c, SH("stty raw -echo; head -c 3145728 /dev/zero | tr '\\0' x"),
-                           PTC_MODE_VIEW);
-    struct out o;
-    out_init(&o);
-    out_until_end(c, &id, &o);
+    ptc_uuid id = h_open_argv(c, SH("stty raw -echo; head -c 3145728 /dev/zero | tr '\\0' x"),
+                              PTC_MODE_VIEW, NULL);
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_end(c, &id, &o);
     cr_assert_eq(o.state, PTC_ST_EXITED);
     cr_assert_eq(o.len, 3145728u, "received %zu bytes", o.len);
     cr_assert_eq(o.state_end, 3145728u);
@@ -211,17 +95,13 @@ Test(relay, input_is_echoed_and_acked)
 {
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
-    struct out o;
-    out_init(&o);
+    struct h_out o;
+    h_out_init(&o);
     ptc_uuid id = open_raw_cat(c, &o);
     cr_assert_eq(ptc_client_send_input(c, &id, "abc", 3), 0);
-    out_until_text(c, &id, &o, "[ready]abc");
-    for (int i = 0; i < 100 && o.acked < 3; i++) {
-        struct ptc_client_frame fr;
-        cr_assert_eq(h_wait_frame(c, 0, &id, &fr, h_timeout_ms()), 0);
-        out_feed(&o, &fr.f);
-        ptc_client_frame_free(&fr);
-    }
+    h_out_until_text(c, &id, &o, "[ready]abc");
+    for (int i = 0; i < 100 && o.acked < 3; i++)
+        h_out_step(c, &id, &o, 0);
     cr_assert_eq(o.acked, 3);
     free(o.data);
     h_close(c);
@@ -235,12 +115,12 @@ Test(relay, three_sessions_on_one_connection)
     char script[3][64];
     for (int i = 0; i < 3; i++) {
         snprintf(script[i], sizeof script[i], "echo session-%d; exit %d", i, i + 1);
-        ids[i] = open_cmd(c, SH(script[i]), PTC_MODE_INTERACTIVE);
+        ids[i] = h_open_argv(c, SH(script[i]), PTC_MODE_INTERACTIVE, NULL);
     }
     for (int i = 0; i < 3; i++) {
-        struct out o;
-        out_init(&o);
-        out_until_end(c, &ids[i], &o);
+        struct h_out o;
+        h_out_init(&o);
+        h_out_until_end(c, &ids[i], &o);
         char want[32];
         snprintf(want, sizeof want, "session-%d\r\n", i);
         cr_assert_str_eq((char *)o.data, want);
@@ -260,9 +140,9 @@ Test(relay, two_clients_one_view_only)
     h_relay_start();
     struct ptc_client_conn *a = h_connect();
     struct ptc_client_conn *b = h_connect();
-    struct out oa, ob;
-    out_init(&oa);
-    out_init(&ob);
+    struct h_out oa, ob;
+    h_out_init(&oa);
+    h_out_init(&ob);
     ptc_uuid id = open_raw_cat(a, &oa);
     struct ptc_request rq = {.op = PTC_OP_ATTACH, .has = PTC_HAS_MODE, .mode = PTC_MODE_VIEW};
     struct ptc_client_reply rep;
@@ -283,8 +163,8 @@ Test(relay, two_clients_one_view_only)
     ptc_client_frame_free(&fr);
     /* The interactive client's input reaches both. */
     cr_assert_eq(ptc_client_send_input(a, &id, "shared", 6), 0);
-    out_until_text(a, &id, &oa, "shared");
-    out_until_text(b, &id, &ob, "shared");
+    h_out_until_text(a, &id, &oa, "shared");
+    h_out_until_text(b, &id, &ob, "shared");
     cr_assert(strstr((char *)ob.data, "no") == NULL, "view-only input reached the program");
     free(oa.data);
     free(ob.data);
@@ -296,11 +176,11 @@ Test(relay, detach_and_reattach_from_offset)
 {
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
-    struct out o;
-    out_init(&o);
+    struct h_out o;
+    h_out_init(&o);
     ptc_uuid id = open_raw_cat(c, &o);
     cr_assert_eq(ptc_client_send_input(c, &id, "one.", 4), 0);
-    out_until_text(c, &id, &o, "one.");
+    h_out_until_text(c, &id, &o, "one.");
     struct ptc_client_reply rep;
     h_request_op(c, PTC_OP_DETACH, &id, &rep);
     cr_assert(rep.r.ok);
@@ -312,16 +192,16 @@ Test(relay, detach_and_reattach_from_offset)
     cr_assert(rep.r.ok);
     ptc_client_reply_free(&rep);
     cr_assert_eq(ptc_client_send_input(w, &id, "two.", 4), 0);
-    struct out ow;
-    out_init(&ow);
-    out_until_text(w, &id, &ow, "two.");
+    struct h_out ow;
+    h_out_init(&ow);
+    h_out_until_text(w, &id, &ow, "two.");
     /* Re-attach from the offset we had: exactly the missed bytes, no repeats. */
     struct ptc_request ra = {.op = PTC_OP_ATTACH, .has = PTC_HAS_OFFSET, .offset = o.next};
     cr_assert_eq(h_call(c, &id, &ra, &rep), 0);
     cr_assert(rep.r.ok);
     cr_assert_eq(rep.r.start, o.next);
     ptc_client_reply_free(&rep);
-    out_until_text(c, &id, &o, "two.");
+    h_out_until_text(c, &id, &o, "two.");
     cr_assert_str_eq((char *)o.data, "[ready]one.two.");
     free(o.data);
     free(ow.data);
@@ -333,11 +213,12 @@ Test(relay, resize_reaches_stty_size)
 {
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, SH("read x; stty size; read y; stty size"), PTC_MODE_INTERACTIVE);
+    ptc_uuid id =
+        h_open_argv(c, SH("read x; stty size; read y; stty size"), PTC_MODE_INTERACTIVE, NULL);
     cr_assert_eq(ptc_client_send_input(c, &id, "\r", 1), 0);
-    struct out o;
-    out_init(&o);
-    out_until_text(c, &id, &o, "24 80");
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_text(c, &id, &o, "24 80");
     cr_assert_eq(ptc_client_send_resize(c, &id, 132, 50), 0);
     struct ptc_client_frame fr;
     cr_assert_eq(h_wait_frame(c, PTC_RESIZE, &id, &fr, h_timeout_ms()), 0);
@@ -347,7 +228,7 @@ Test(relay, resize_reaches_stty_size)
     cr_assert_eq(rows, 50);
     ptc_client_frame_free(&fr);
     cr_assert_eq(ptc_client_send_input(c, &id, "\r", 1), 0);
-    out_until_text(c, &id, &o, "50 132");
+    h_out_until_text(c, &id, &o, "50 132");
     free(o.data);
     h_close(c);
 }
@@ -361,17 +242,17 @@ Test(relay, ctrl_c_reaches_the_foreground_program)
      * shell script would race: dash catches SIGINT while non-interactive, and a ^C that lands
      * before it has started its foreground child is swallowed.) perl-base is essential on Debian.
      */
-    ptc_uuid id = open_cmd(
-        c, SH("exec perl -e '$|=1; print qq(ready\\n); sleep 100; print qq(after\\n)'"),
-        PTC_MODE_INTERACTIVE);
-    struct out o;
-    out_init(&o);
-    out_until_text(c, &id, &o, "ready");
+    ptc_uuid id =
+        h_open_argv(c, SH("exec perl -e '$|=1; print qq(ready\\n); sleep 100; print qq(after\\n)'"),
+                    PTC_MODE_INTERACTIVE, NULL);
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_text(c, &id, &o, "ready");
     const char *bytes;
     size_t n;
     cr_assert_eq(ptc_key_lookup("C-c", &bytes, &n), 0);
     cr_assert_eq(ptc_client_send_input(c, &id, bytes, n), 0);
-    out_until_end(c, &id, &o);
+    h_out_until_end(c, &id, &o);
     cr_assert_eq(o.state, PTC_ST_KILLED);
     cr_assert_eq(o.signo, SIGINT);
     cr_assert(strstr((char *)o.data, "after") == NULL);
@@ -383,17 +264,17 @@ Test(relay, kill_with_grace_against_a_program_ignoring_sigterm)
 {
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, SH("trap '' TERM; echo armed; while :; do sleep 1; done"),
-                           PTC_MODE_INTERACTIVE);
-    struct out o;
-    out_init(&o);
-    out_until_text(c, &id, &o, "armed");
+    ptc_uuid id = h_open_argv(c, SH("trap '' TERM; echo armed; while :; do sleep 1; done"),
+                              PTC_MODE_INTERACTIVE, NULL);
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_text(c, &id, &o, "armed");
     struct ptc_request rq = {.op = PTC_OP_KILL, .has = PTC_HAS_GRACE, .grace_ms = 300};
     struct ptc_client_reply rep;
     cr_assert_eq(h_call(c, &id, &rq, &rep), 0);
     cr_assert(rep.r.ok);
     ptc_client_reply_free(&rep);
-    out_until_end(c, &id, &o);
+    h_out_until_end(c, &id, &o);
     cr_assert_eq(o.state, PTC_ST_KILLED);
     cr_assert_eq(o.signo, SIGKILL, "ended by signal %d", o.signo);
     free(o.data);
@@ -409,10 +290,10 @@ Test(relay, signal_stop_and_cont_change_state)
      * the vforked child execs stops that child while the shell waits uninterruptibly for the
      * vfork: the shell then never reports a stop. With exec, the session's pid is the sleeper.
      */
-    ptc_uuid id = open_cmd(c, SH("echo go; exec sleep 100"), PTC_MODE_INTERACTIVE);
-    struct out o;
-    out_init(&o);
-    out_until_text(c, &id, &o, "go");
+    ptc_uuid id = h_open_argv(c, SH("echo go; exec sleep 100"), PTC_MODE_INTERACTIVE, NULL);
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_text(c, &id, &o, "go");
     const char *sigs[] = {"STOP", "CONT"};
     const int want[] = {PTC_ST_SUSPENDED, PTC_ST_RUNNING};
     for (int i = 0; i < 2; i++) {
@@ -422,14 +303,8 @@ Test(relay, signal_stop_and_cont_change_state)
         cr_assert_eq(h_call(c, &id, &rq, &rep), 0);
         cr_assert(rep.r.ok);
         ptc_client_reply_free(&rep);
-        for (int k = 0; k < 50 && o.state != want[i]; k++) {
-            struct ptc_client_frame fr;
-            int rc = h_wait_frame(c, PTC_STATE, &id, &fr, h_timeout_ms());
-            if (rc)
-                fail_with_log("waiting for STATE", rc);
-            out_feed(&o, &fr.f);
-            ptc_client_frame_free(&fr);
-        }
+        for (int k = 0; k < 50 && o.state != want[i]; k++)
+            h_out_step(c, &id, &o, PTC_STATE);
         cr_assert_eq(o.state, want[i]);
     }
     free(o.data);
