@@ -25,110 +25,11 @@
 
 #define SH(script) ((const char *const[]){"/bin/sh", "-c", script, NULL})
 
-/* Output and state collected from one attachment. */
-struct out {
-    uint8_t *data;
-    size_t len;
-    uint64_t first, next; /* offsets: first seen and next expected */
-    uint64_t gaps;        /* bytes skipped between OUTPUT frames */
-    bool any, allow_gap;
-    int state, attention, exit_code, signo;
-    int nstate;
-    uint64_t state_end;
-    uint64_t acked;
-    int nresize;
-    uint16_t cols, rows;
-};
-
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Fails the test with the relay's log attached. */
-static void fail_with_log(const char *what, int rc)
-{
-    char *log = h_relay_log();
-    cr_assert_fail("%s: %s\n--- relay log ---\n%s", what, ptc_client_strerror(rc), log ? log : "");
-}
-
-static void out_init(struct out *o)
-{
-    memset(o, 0, sizeof *o);
-    o->state = -1;
-    o->attention = -1;
-}
-
-/* Feeds one frame; OUTPUT offsets must be contiguous unless allow_gap (then only never backwards). */
-static void out_feed(struct out *o, const struct ptc_frame *f)
-{
-    if (f->type == PTC_OUTPUT) {
-        uint64_t off;
-        const uint8_t *d;
-        size_t n;
-        cr_assert_eq(ptc_output_parse(f, &off, &d, &n), 0);
-        if (!o->any) {
-            o->first = off;
-            o->next = off;
-            o->any = true;
-        }
-        if (o->allow_gap)
-            cr_assert_geq(off, o->next, "OUTPUT offset %llu went back (expected >= %llu)",
-                          (unsigned long long)off, (unsigned long long)o->next);
-        else
-            cr_assert_eq(off, o->next, "OUTPUT offset %llu, expected %llu", (unsigned long long)off,
-                         (unsigned long long)o->next);
-        o->gaps += off - o->next;
-        o->data = realloc(o->data, o->len + n + 1);
-        cr_assert_not_null(o->data);
-        memcpy(o->data + o->len, d, n);
-        o->len += n;
-        o->data[o->len] = 0;
-        o->next = off + n;
-    } else if (f->type == PTC_ACK) {
-        cr_assert_eq(ptc_ack_parse(f, &o->acked), 0);
-    } else if (f->type == PTC_RESIZE) {
-        cr_assert_eq(ptc_resize_parse(f, &o->cols, &o->rows), 0);
-        o->nresize++;
-    } else if (f->type == PTC_STATE) {
-        struct ptc_statemsg m;
-        struct ptc_perr e;
-        cr_assert_eq(ptc_state_parse(f->payload, f->len, &m, &e), 0, "STATE: %s", e.message);
-        o->state = m.state;
-        o->attention = m.attention;
-        o->exit_code = m.has & PTC_HAS_EXIT_CODE ? m.exit_code : -1;
-        o->signo = m.has & PTC_HAS_SIGNO ? m.signo : 0;
-        o->state_end = m.end;
-        o->nstate++;
-    }
-}
-
-/* Takes one frame of session sid into o (failing the test after the timeout). */
-static void out_step(struct ptc_client_conn *c, const ptc_uuid *sid, struct out *o, uint8_t type)
-{
-    struct ptc_client_frame fr;
-    int rc = h_wait_frame(c, type, sid, &fr, h_timeout_ms());
-    if (rc)
-        fail_with_log("waiting for a frame", rc);
-    out_feed(o, &fr.f);
-    ptc_client_frame_free(&fr);
-}
-
-static void out_until_end(struct ptc_client_conn *c, const ptc_uuid *sid, struct out *o)
-{
-    for (int i = 0; i < 100000 && !ptc_state_is_ended(o->state); i++)
-        out_step(c, sid, o, 0);
-    cr_assert(ptc_state_is_ended(o->state));
-}
-
-static void out_until_text(struct ptc_client_conn *c, const ptc_uuid *sid, struct out *o,
-                           const char *needle)
-{
-    for (int i = 0; i < 100000 && !(o->data && strstr((char *)o->data, needle)); i++)
-        out_step(c, sid, o, 0);
-    cr_assert(o->data && strstr((char *)o->data, needle));
 }
 
 /* An open request for argv (has/attach set), with optional extra fields set by the caller. */
@@ -159,7 +60,7 @@ static void call_ok_at(int line, struct ptc_client_conn *c, const ptc_uuid *sid,
     if (rc) {
         char what[64];
         snprintf(what, sizeof what, "%s (line %d)", ptc_op_name(rq->op), line);
-        fail_with_log(what, rc);
+        h_fail_with_log(what, rc);
     }
     cr_assert(rep->r.ok, "%s failed: %s: %.*s", ptc_op_name(rq->op), ptc_code_name(rep->r.error),
               (int)rep->r.message.n, rep->r.message.p);
@@ -172,7 +73,7 @@ static void call_err(struct ptc_client_conn *c, const ptc_uuid *sid, struct ptc_
     struct ptc_client_reply rep;
     int rc = h_call(c, sid, rq, &rep);
     if (rc)
-        fail_with_log(ptc_op_name(rq->op), rc);
+        h_fail_with_log(ptc_op_name(rq->op), rc);
     cr_assert(!rep.r.ok, "%s succeeded, expected %s", ptc_op_name(rq->op), ptc_code_name(code));
     cr_assert_eq(rep.r.error, code, "%s: error %s, expected %s (%.*s)", ptc_op_name(rq->op),
                  ptc_code_name(rep.r.error), ptc_code_name(code), (int)rep.r.message.n,
@@ -181,22 +82,6 @@ static void call_err(struct ptc_client_conn *c, const ptc_uuid *sid, struct ptc_
     if (msg)
         snprintf(msg, msgcap, "%.*s", (int)rep.r.message.n, rep.r.message.p);
     ptc_client_reply_free(&rep);
-}
-
-/* Opens a running session of argv; returns its id (and pid in *pid if given). */
-static ptc_uuid open_cmd(struct ptc_client_conn *c, const char *const *argv, int attach, pid_t *pid)
-{
-    struct ptc_str av[16];
-    struct ptc_request rq = open_req(argv, av, attach);
-    struct ptc_client_reply rep;
-    call_ok(c, NULL, &rq, &rep);
-    ptc_uuid id = rep.r.session;
-    cr_assert_eq(rep.r.state, PTC_ST_RUNNING);
-    cr_assert_gt(rep.r.pid, 0);
-    if (pid)
-        *pid = (pid_t)rep.r.pid;
-    ptc_client_reply_free(&rep);
-    return id;
 }
 
 /* Attaches c to sid (mode, offset/window when has says so); returns the reply's start. */
@@ -239,7 +124,7 @@ static void wait_session_event(struct ptc_client_conn *c, const ptc_uuid *sid,
         struct ptc_client_frame fr;
         int rc = h_wait_frame(c, PTC_EVENT, sid, &fr, h_timeout_ms());
         if (rc)
-            fail_with_log("waiting for EVENT session", rc);
+            h_fail_with_log("waiting for EVENT session", rc);
         struct ptc_event ev;
         parse_event(&fr.f, &ev);
         cr_assert_eq(ev.kind, PTC_EV_SESSION);
@@ -318,7 +203,7 @@ static bool pending_done(void *arg) { return ((struct pending *)arg)->done; }
 static void pending_wait(struct pending *p)
 {
     if (!ptc_client_run_until(h_ctx(), pending_done, p, h_timeout_ms()))
-        fail_with_log("waiting for a pending REPLY", PTC_CLIENT_ETIMEOUT);
+        h_fail_with_log("waiting for a pending REPLY", PTC_CLIENT_ETIMEOUT);
     cr_assert_eq(p->status, 0);
 }
 
@@ -332,7 +217,7 @@ Test(ops, read_returns_output_poll_style)
 {
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, SH("stty raw -echo; seq -f %09g 0 99; read x"), 0, NULL);
+    ptc_uuid id = h_open_argv(c, SH("stty raw -echo; seq -f %09g 0 99; read x"), 0, NULL);
     /* Poll with read until all 1000 bytes are there: each call continues at `next`. */
     uint8_t got[1000];
     uint64_t next = 0;
@@ -385,7 +270,7 @@ Test(ops, small_ring_attach_and_read_show_the_gap)
 {
     h_relay_start("--ring-max", "4096", "--no-log");
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, SH("stty raw -echo; seq -f %09g 0 1999"), 0, NULL);
+    ptc_uuid id = h_open_argv(c, SH("stty raw -echo; seq -f %09g 0 1999"), 0, NULL);
     struct ptc_request w = {.op = PTC_OP_WAIT, .has = PTC_HAS_UNTIL, .until = PTC_UNTIL_EXIT};
     struct ptc_client_reply rep;
     call_ok(c, &id, &w, &rep);
@@ -422,9 +307,9 @@ Test(ops, small_ring_attach_and_read_show_the_gap)
     /* attach from 0: start is the oldest held byte; the first OUTPUT says so. */
     uint64_t s0 = attach_to(c, &id, PTC_MODE_VIEW, PTC_HAS_OFFSET, 0, 0);
     cr_assert_eq(s0, start);
-    struct out o;
-    out_init(&o);
-    out_until_end(c, &id, &o);
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_end(c, &id, &o);
     cr_assert_eq(o.first, start);
     cr_assert_eq(o.len, 4096);
     check_seq(o.data, o.len, start);
@@ -436,8 +321,8 @@ Test(ops, small_ring_attach_and_read_show_the_gap)
     struct ptc_client_conn *c2 = h_connect();
     uint64_t s1 = attach_to(c2, &id, PTC_MODE_VIEW, PTC_HAS_OFFSET, start + 3000, 0);
     cr_assert_eq(s1, start + 3000);
-    out_init(&o);
-    out_until_end(c2, &id, &o);
+    h_out_init(&o);
+    h_out_until_end(c2, &id, &o);
     cr_assert_eq(o.first, start + 3000);
     cr_assert_eq(o.len, 1096);
     check_seq(o.data, o.len, start + 3000);
@@ -455,10 +340,11 @@ Test(ops, live_reader_behind_a_small_ring_jumps_forward)
      * 1002..20001, "E" at 20002. */
     h_relay_start("--ring-max", "4096", "--no-log");
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c,
-                           SH("stty raw -echo; printf R; read x; seq -f %09g 0 99; printf M; read y;"
-                              " seq -f %09g 100 1999; printf E; read z"),
-                           0, NULL);
+    ptc_uuid id =
+        h_open_argv(c,
+                    SH("stty raw -echo; printf R; read x; seq -f %09g 0 99; printf M; read y;"
+                       " seq -f %09g 100 1999; printf E; read z"),
+                    0, NULL);
     struct ptc_request w = {.op = PTC_OP_WAIT, .has = PTC_HAS_UNTIL | PTC_HAS_PATTERN};
     w.until = PTC_UNTIL_MATCH;
     w.pattern = ptc_str_c("^R");
@@ -469,11 +355,11 @@ Test(ops, live_reader_behind_a_small_ring_jumps_forward)
     uint64_t s = attach_to(c, &id, PTC_MODE_INTERACTIVE, PTC_HAS_OFFSET | PTC_HAS_WINDOW, 1, 1000);
     cr_assert_eq(s, 1);
     cr_assert_eq(ptc_client_send_input(c, &id, "\n", 1), 0);
-    struct out o;
-    out_init(&o);
+    struct h_out o;
+    h_out_init(&o);
     o.allow_gap = true;
     for (int i = 0; i < 1000 && o.next < 1001; i++)
-        out_step(c, &id, &o, PTC_OUTPUT);
+        h_out_step(c, &id, &o, PTC_OUTPUT);
     cr_assert_eq(o.first, 1);
     cr_assert_eq(o.next, 1001);
     check_seq(o.data, o.len, 0);
@@ -496,21 +382,21 @@ Test(ops, live_reader_behind_a_small_ring_jumps_forward)
     ptc_client_reply_free(&rep);
     struct ptc_client_frame fr;
     while (h_wait_frame(c, PTC_OUTPUT, &id, &fr, 0) == 0) {
-        out_feed(&o, &fr.f);
+        h_out_feed(&o, &fr.f);
         ptc_client_frame_free(&fr);
     }
     cr_assert_eq(o.len, 1000, "sent %zu bytes with a window of 1000 and no ACK", o.len);
     /* ACK what we have: the next OUTPUT starts at the oldest held byte (the gap shows), and
      * a window's worth of it comes before the next ACK, no more. */
     cr_assert_eq(ptc_client_send_ack(c, &id, 1001), 0);
-    out_step(c, &id, &o, PTC_OUTPUT);
+    h_out_step(c, &id, &o, PTC_OUTPUT);
     cr_assert_eq(o.gaps, start - 1001, "gap of %llu bytes", (unsigned long long)o.gaps);
     for (int i = 0; i < 1000 && o.next < start + 1000; i++)
-        out_step(c, &id, &o, PTC_OUTPUT);
+        h_out_step(c, &id, &o, PTC_OUTPUT);
     in = get_info(c, &id, &rep);
     ptc_client_reply_free(&rep);
     while (h_wait_frame(c, PTC_OUTPUT, &id, &fr, 0) == 0) {
-        out_feed(&o, &fr.f);
+        h_out_feed(&o, &fr.f);
         ptc_client_frame_free(&fr);
     }
     cr_assert_eq(o.next, start + 1000, "at %llu after the ACK, expected %llu",
@@ -573,23 +459,23 @@ Test(ops, max_sessions_refuses_with_limit)
 {
     h_relay_start("--max-sessions", "2");
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid a = open_cmd(c, SH("read x"), PTC_MODE_INTERACTIVE, NULL);
-    (void)open_cmd(c, (const char *const[]){"sleep", "100", NULL}, 0, NULL);
+    ptc_uuid a = h_open_argv(c, SH("read x"), PTC_MODE_INTERACTIVE, NULL);
+    (void)h_open_argv(c, (const char *const[]){"sleep", "100", NULL}, 0, NULL);
     struct ptc_str av[4];
     struct ptc_request rq = open_req((const char *const[]){"true", NULL}, av, 0);
     char msg[256];
     call_err(c, NULL, &rq, PTC_C_LIMIT, msg, sizeof msg);
     /* Ending a session does not free its slot; removing it does. */
     cr_assert_eq(ptc_client_send_input(c, &a, "\r", 1), 0);
-    struct out o;
-    out_init(&o);
-    out_until_end(c, &a, &o);
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_end(c, &a, &o);
     free(o.data);
     struct ptc_client_reply rep;
     h_request_op(c, PTC_OP_REMOVE, &a, &rep);
     cr_assert(rep.r.ok);
     ptc_client_reply_free(&rep);
-    (void)open_cmd(c, (const char *const[]){"sleep", "100", NULL}, 0, NULL);
+    (void)h_open_argv(c, (const char *const[]){"sleep", "100", NULL}, 0, NULL);
     call_err(c, NULL, &rq, PTC_C_LIMIT, NULL, 0);
     h_request_op(c, PTC_OP_LIST, NULL, &rep);
     cr_assert_eq(rep.r.nsessions, 2);
@@ -613,11 +499,11 @@ Test(ops, attention_goes_idle_then_attention_and_output_clears_it)
     h_request_op(sub, PTC_OP_SUBSCRIBE, NULL, &rep);
     ptc_client_reply_free(&rep);
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, SH("stty -echo; echo first; read x; echo second; read y"),
-                           PTC_MODE_INTERACTIVE, NULL);
-    struct out o;
-    out_init(&o);
-    out_until_text(c, &id, &o, "first");
+    ptc_uuid id = h_open_argv(c, SH("stty -echo; echo first; read x; echo second; read y"),
+                              PTC_MODE_INTERACTIVE, NULL);
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_text(c, &id, &o, "first");
     uint64_t t_out = mono_ms();
     /* STATEs: idle after >= 300 ms of quiet, then attention after >= 600 ms. */
     int want[] = {PTC_ATT_IDLE, PTC_ATT_ATTENTION};
@@ -625,7 +511,7 @@ Test(ops, attention_goes_idle_then_attention_and_output_clears_it)
     for (int k = 0; k < 2; k++) {
         int nstate = o.nstate;
         for (int i = 0; i < 100 && o.nstate == nstate; i++)
-            out_step(c, &id, &o, 0);
+            h_out_step(c, &id, &o, 0);
         uint64_t dt = mono_ms() - t_out;
         cr_assert_eq(o.attention, want[k], "STATE attention %s, expected %s",
                      ptc_attention_name(o.attention), ptc_attention_name(want[k]));
@@ -642,7 +528,7 @@ Test(ops, attention_goes_idle_then_attention_and_output_clears_it)
     /* New output clears it, in STATE and EVENT. */
     cr_assert_eq(ptc_client_send_input(c, &id, "\r", 1), 0);
     for (int i = 0; i < 100 && o.attention != PTC_ATT_ACTIVE; i++)
-        out_step(c, &id, &o, 0);
+        h_out_step(c, &id, &o, 0);
     cr_assert_eq(o.attention, PTC_ATT_ACTIVE);
     cr_assert(strstr((char *)o.data, "second"));
     a = PTC_ATT_ACTIVE;
@@ -657,10 +543,11 @@ Test(ops, wait_exit_idle_match_and_timeout)
 {
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c,
-                           SH("stty -echo; read x; printf '\\033[1mRE\\033[0mADY\\033[32m 42\\033[0m\\n';"
-                              " read y; exit 3"),
-                           PTC_MODE_INTERACTIVE, NULL);
+    ptc_uuid id =
+        h_open_argv(c,
+                    SH("stty -echo; read x; printf '\\033[1mRE\\033[0mADY\\033[32m 42\\033[0m\\n';"
+                       " read y; exit 3"),
+                    PTC_MODE_INTERACTIVE, NULL);
     struct ptc_client_reply rep;
     /* match: pending until the program prints; matched on text without escapes. */
     struct ptc_request wm = {.op = PTC_OP_WAIT, .has = PTC_HAS_UNTIL | PTC_HAS_PATTERN};
@@ -739,7 +626,7 @@ static void expect_resize(struct ptc_client_conn *c, const ptc_uuid *sid, uint16
     struct ptc_client_frame fr;
     int rc = h_wait_frame(c, PTC_RESIZE, sid, &fr, h_timeout_ms());
     if (rc)
-        fail_with_log("waiting for RESIZE", rc);
+        h_fail_with_log("waiting for RESIZE", rc);
     uint16_t cc, rr;
     cr_assert_eq(ptc_resize_parse(&fr.f, &cc, &rr), 0);
     cr_assert_eq(cc, cols, "RESIZE cols %u, expected %u", cc, cols);
@@ -749,10 +636,10 @@ static void expect_resize(struct ptc_client_conn *c, const ptc_uuid *sid, uint16
 
 static void expect_state(struct ptc_client_conn *c, const ptc_uuid *sid, int state)
 {
-    struct out o;
-    out_init(&o);
+    struct h_out o;
+    h_out_init(&o);
     for (int i = 0; i < 50 && o.state != state; i++)
-        out_step(c, sid, &o, PTC_STATE);
+        h_out_step(c, sid, &o, PTC_STATE);
     cr_assert_eq(o.state, state, "STATE %s, expected %s", ptc_state_name(o.state),
                  ptc_state_name(state));
 }
@@ -763,8 +650,8 @@ Test(ops, resize_latest_interactive_wins_and_every_client_is_told)
     struct ptc_client_conn *a = h_connect();
     struct ptc_client_conn *b = h_connect();
     struct ptc_client_conn *v = h_connect();
-    ptc_uuid id = open_cmd(a, SH("stty -echo; while read x; do stty size; done"),
-                           PTC_MODE_INTERACTIVE, NULL);
+    ptc_uuid id = h_open_argv(a, SH("stty -echo; while read x; do stty size; done"),
+                              PTC_MODE_INTERACTIVE, NULL);
     attach_to(b, &id, PTC_MODE_INTERACTIVE, 0, 0, 0);
     attach_to(v, &id, PTC_MODE_VIEW, 0, 0, 0);
     struct ptc_client_conn *all[] = {a, b, v};
@@ -777,9 +664,9 @@ Test(ops, resize_latest_interactive_wins_and_every_client_is_told)
         expect_resize(all[i], &id, 120, 40);
     /* The PTY has the latest size. */
     cr_assert_eq(ptc_client_send_input(a, &id, "\n", 1), 0);
-    struct out o;
-    out_init(&o);
-    out_until_text(v, &id, &o, "40 120");
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_text(v, &id, &o, "40 120");
     free(o.data);
     struct ptc_client_reply rep;
     struct ptc_info in = get_info(v, &id, &rep);
@@ -875,13 +762,13 @@ Test(ops, stalled_socket_gets_4408_while_others_keep_going)
     struct ptc_client_conn *fast = h_connect();
     struct ptc_client_conn *stall = h_connect();
     struct ptc_client_conn *win = h_connect();
-    ptc_uuid id = open_cmd(fast, (const char *const[]){"yes", NULL}, PTC_MODE_VIEW, NULL);
+    ptc_uuid id = h_open_argv(fast, (const char *const[]){"yes", NULL}, PTC_MODE_VIEW, NULL);
     attach_to(stall, &id, PTC_MODE_VIEW, 0, 0, 0);
     ptc_client_pause(stall, true);
     uint64_t wstart = attach_to(win, &id, PTC_MODE_VIEW, PTC_HAS_WINDOW, 0, 4096);
-    struct out of, ow;
-    out_init(&of);
-    out_init(&ow);
+    struct h_out of, ow;
+    h_out_init(&of);
+    h_out_init(&ow);
     of.allow_gap = true;
     ow.allow_gap = true;
     uint64_t t0 = mono_ms();
@@ -893,9 +780,9 @@ Test(ops, stalled_socket_gets_4408_while_others_keep_going)
         if (rc == PTC_CLIENT_ETIMEOUT)
             continue;
         if (rc)
-            fail_with_log("fast client", rc);
+            h_fail_with_log("fast client", rc);
         size_t before = of.len;
-        out_feed(&of, &fr.f);
+        h_out_feed(&of, &fr.f);
         fast_bytes += of.len - before;
         of.len = 0; /* count, do not keep */
         ptc_client_frame_free(&fr);
@@ -916,7 +803,7 @@ Test(ops, stalled_socket_gets_4408_while_others_keep_going)
     /* The window client got exactly window bytes past its start, then nothing without an ACK. */
     struct ptc_client_frame fr;
     while (h_wait_frame(win, PTC_OUTPUT, &id, &fr, 0) == 0) {
-        out_feed(&ow, &fr.f);
+        h_out_feed(&ow, &fr.f);
         ptc_client_frame_free(&fr);
     }
     cr_assert_eq(ow.first, wstart);
@@ -926,7 +813,7 @@ Test(ops, stalled_socket_gets_4408_while_others_keep_going)
     cr_assert_eq(ptc_client_send_ack(win, &id, ow.next), 0);
     uint64_t acked = ow.next;
     for (int i = 0; i < 1000 && ow.next < acked + 1; i++)
-        out_step(win, &id, &ow, PTC_OUTPUT);
+        h_out_step(win, &id, &ow, PTC_OUTPUT);
     cr_assert_leq(ow.next, ow.gaps + acked + 4096);
     free(of.data);
     free(ow.data);
@@ -944,8 +831,8 @@ static void input_flood(const char *const *argv)
     h_relay_start("--input-queue", "4096");
     struct ptc_client_conn *w = h_connect();
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid sleeper = open_cmd(w, argv, PTC_MODE_INTERACTIVE, NULL);
-    ptc_uuid echo = open_cmd(c, SH("stty raw -echo; cat"), PTC_MODE_INTERACTIVE, NULL);
+    ptc_uuid sleeper = h_open_argv(w, argv, PTC_MODE_INTERACTIVE, NULL);
+    ptc_uuid echo = h_open_argv(c, SH("stty raw -echo; cat"), PTC_MODE_INTERACTIVE, NULL);
     /* Make sure stty ran before the flood (raw: the tty buffers input until it is full). */
     struct ptc_request wi = {.op = PTC_OP_WAIT, .has = PTC_HAS_UNTIL | PTC_HAS_IDLE_MS};
     wi.until = PTC_UNTIL_IDLE;
@@ -959,24 +846,24 @@ static void input_flood(const char *const *argv)
     for (size_t sent = 0; sent < total; sent += sizeof chunk)
         cr_assert_eq(ptc_client_send_input(w, &sleeper, chunk, sizeof chunk), 0);
     /* While that input is stuck, another session echoes and /healthz answers. */
-    struct out o;
-    out_init(&o);
+    struct h_out o;
+    h_out_init(&o);
     for (int k = 0; k < 3; k++) {
         char ping[16];
         snprintf(ping, sizeof ping, "ping%d.", k);
         cr_assert_eq(ptc_client_send_input(c, &echo, ping, strlen(ping)), 0);
-        out_until_text(c, &echo, &o, ping);
+        h_out_until_text(c, &echo, &o, ping);
         char body[16];
         cr_assert_eq(h_http_get("/healthz", body, sizeof body), 200);
     }
     free(o.data);
     cr_assert_gt(ptc_client_queued(w), 0, "all 8 MiB of input went out: nothing is bounded");
     /* The relay acknowledged only what reached the PTY: far from everything. */
-    struct out ow;
-    out_init(&ow);
+    struct h_out ow;
+    h_out_init(&ow);
     struct ptc_client_frame fr;
     while (h_wait_frame(w, PTC_ACK, &sleeper, &fr, 0) == 0) {
-        out_feed(&ow, &fr.f);
+        h_out_feed(&ow, &fr.f);
         ptc_client_frame_free(&fr);
     }
     cr_assert_lt(ow.acked, 1u << 20, "acked %llu bytes for a program that reads nothing",
@@ -987,7 +874,7 @@ static void input_flood(const char *const *argv)
     ptc_client_reply_free(&rep);
     int rc = h_call(w, NULL, &(struct ptc_request){.op = PTC_OP_LIST}, &rep);
     if (rc)
-        fail_with_log("list on the connection that sent the input", rc);
+        h_fail_with_log("list on the connection that sent the input", rc);
     cr_assert(rep.r.ok);
     ptc_client_reply_free(&rep);
     h_close(w);
@@ -1045,7 +932,7 @@ Test(ops, open_failures_are_clear_errors)
     cr_assert_leq(rep.r.nsessions, 1);
     ptc_client_reply_free(&rep);
     /* And a good open still works. */
-    (void)open_cmd(c, (const char *const[]){"sleep", "100", NULL}, 0, NULL);
+    (void)h_open_argv(c, (const char *const[]){"sleep", "100", NULL}, 0, NULL);
     h_close(c);
     finish();
 }
@@ -1058,7 +945,7 @@ Test(ops, remove_kill_and_signal_follow_the_session_state)
     h_request_op(sub, PTC_OP_SUBSCRIBE, NULL, &rep);
     ptc_client_reply_free(&rep);
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, (const char *const[]){"sleep", "100", NULL}, PTC_MODE_VIEW, NULL);
+    ptc_uuid id = h_open_argv(c, (const char *const[]){"sleep", "100", NULL}, PTC_MODE_VIEW, NULL);
     /* remove of a running session is refused and changes nothing. */
     struct ptc_request rm = {.op = PTC_OP_REMOVE};
     call_err(c, &id, &rm, PTC_C_BAD_REQUEST, NULL, 0);
@@ -1068,9 +955,9 @@ Test(ops, remove_kill_and_signal_follow_the_session_state)
     struct ptc_request kl = {.op = PTC_OP_KILL};
     call_ok(c, &id, &kl, &rep);
     ptc_client_reply_free(&rep);
-    struct out o;
-    out_init(&o);
-    out_until_end(c, &id, &o);
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_end(c, &id, &o);
     cr_assert_eq(o.state, PTC_ST_KILLED);
     cr_assert_eq(o.signo, SIGTERM);
     free(o.data);
@@ -1118,11 +1005,11 @@ Test(ops, sigterm_closes_1001_hups_programs_and_exits_0)
     snprintf(script, sizeof script,
              "trap 'echo hup > %s/hup; exit 0' HUP; echo ready; while :; do sleep 1; done", dir);
     pid_t p1, p2;
-    ptc_uuid s1 = open_cmd(a, SH(script), PTC_MODE_INTERACTIVE, &p1);
-    (void)open_cmd(b, (const char *const[]){"sleep", "100", NULL}, PTC_MODE_VIEW, &p2);
-    struct out o;
-    out_init(&o);
-    out_until_text(a, &s1, &o, "ready");
+    ptc_uuid s1 = h_open_argv(a, SH(script), PTC_MODE_INTERACTIVE, &p1);
+    (void)h_open_argv(b, (const char *const[]){"sleep", "100", NULL}, PTC_MODE_VIEW, &p2);
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_text(a, &s1, &o, "ready");
     free(o.data);
     h_relay_signal(SIGTERM);
     cr_assert_eq(h_wait_close(a, h_timeout_ms()), 1001);
@@ -1202,11 +1089,11 @@ Test(ops, listen_on_a_unix_socket)
     struct ptc_client_conn *c = NULL;
     int rc = h_connect_try(url, token, NULL, &c);
     cr_assert_eq(rc, 0, "connect %s: %s", url, ptc_client_strerror(rc));
-    ptc_uuid id = open_cmd(c, SH("stty raw -echo; cat"), PTC_MODE_INTERACTIVE, NULL);
+    ptc_uuid id = h_open_argv(c, SH("stty raw -echo; cat"), PTC_MODE_INTERACTIVE, NULL);
     cr_assert_eq(ptc_client_send_input(c, &id, "over-unix", 9), 0);
-    struct out o;
-    out_init(&o);
-    out_until_text(c, &id, &o, "over-unix");
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_text(c, &id, &o, "over-unix");
     free(o.data);
     kill(pid, SIGTERM);
     cr_assert_eq(h_wait_close(c, h_timeout_ms()), 1001);
