@@ -42,13 +42,6 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Fails the test with the relay's log attached. */
-static void fail_with_log(const char *what, int rc)
-{
-    char *log = h_relay_log();
-    cr_assert_fail("%s: %s\n--- relay log ---\n%s", what, ptc_client_strerror(rc), log ? log : "");
-}
-
 /* ---- deterministic output -------------------------------------------------------------------- */
 
 /* `seq -w 1 N` for N = 60000: "00001\n" ... "60000\n", 6 bytes a line. */
@@ -95,110 +88,9 @@ static uint64_t check_bytes(uint8_t (*pat)(uint64_t), uint64_t off, const uint8_
     return UINT64_MAX;
 }
 
-/* ---- collecting output ----------------------------------------------------------------------- */
-
-/* What one attachment received: contiguous offsets, checked against a pattern. */
-struct out {
-    uint8_t (*pat)(uint64_t);
-    uint64_t first, next, bytes;
-    bool any;
-    int state; /* last STATE's state, -1 if none */
-    int exit_code;
-    uint64_t state_end;
-    char text[8192]; /* the first bytes, for text searches */
-    size_t textlen;
-};
-
-static void out_init(struct out *o, uint8_t (*pat)(uint64_t))
-{
-    memset(o, 0, sizeof *o);
-    o->pat = pat;
-    o->state = -1;
-}
-
-static void out_feed(struct out *o, const struct ptc_frame *f)
-{
-    if (f->type == PTC_OUTPUT) {
-        uint64_t off;
-        const uint8_t *d;
-        size_t n;
-        cr_assert_eq(ptc_output_parse(f, &off, &d, &n), 0);
-        if (!o->any) {
-            o->first = o->next = off;
-            o->any = true;
-        }
-        cr_assert_eq(off, o->next, "OUTPUT offset %llu, expected %llu (gap or repeat)",
-                     (unsigned long long)off, (unsigned long long)o->next);
-        if (o->pat) {
-            uint64_t bad = check_bytes(o->pat, off, d, n);
-            cr_assert_eq(bad, UINT64_MAX, "wrong byte at offset %llu", (unsigned long long)bad);
-        }
-        size_t room = sizeof o->text - 1 - o->textlen;
-        size_t take = n < room ? n : room;
-        memcpy(o->text + o->textlen, d, take);
-        o->textlen += take;
-        o->text[o->textlen] = 0;
-        o->next = off + n;
-        o->bytes += n;
-    } else if (f->type == PTC_STATE) {
-        struct ptc_statemsg m;
-        struct ptc_perr e;
-        cr_assert_eq(ptc_state_parse(f->payload, f->len, &m, &e), 0, "STATE: %s", e.message);
-        o->state = m.state;
-        o->exit_code = m.has & PTC_HAS_EXIT_CODE ? m.exit_code : -1;
-        o->state_end = m.end;
-    }
-}
-
-static void out_pump_one(struct ptc_client_conn *c, const ptc_uuid *sid, struct out *o)
-{
-    struct ptc_client_frame fr;
-    int rc = h_wait_frame(c, 0, sid, &fr, h_timeout_ms());
-    if (rc)
-        fail_with_log("waiting for output/STATE", rc);
-    out_feed(o, &fr.f);
-    ptc_client_frame_free(&fr);
-}
-
-static void out_until_end(struct ptc_client_conn *c, const ptc_uuid *sid, struct out *o)
-{
-    for (int i = 0; i < 200000 && !ptc_state_is_ended(o->state); i++)
-        out_pump_one(c, sid, o);
-    cr_assert(ptc_state_is_ended(o->state));
-}
-
-static void out_until_offset(struct ptc_client_conn *c, const ptc_uuid *sid, struct out *o,
-                             uint64_t end)
-{
-    for (int i = 0; i < 200000 && o->next < end; i++)
-        out_pump_one(c, sid, o);
-    cr_assert_geq(o->next, end);
-}
-
 /* ---- requests -------------------------------------------------------------------------------- */
 
 #define SH(script) ((const char *const[]){"/bin/sh", "-c", script, NULL})
-
-static ptc_uuid open_cmd(struct ptc_client_conn *c, const char *const *argv, int attach)
-{
-    struct ptc_str av[8];
-    uint32_t n = 0;
-    while (argv[n]) {
-        av[n] = ptc_str_c(argv[n]);
-        n++;
-    }
-    struct ptc_request rq = {.op = PTC_OP_OPEN, .argv = av, .argc = n, .has = PTC_HAS_ARGV};
-    if (attach) {
-        rq.has |= PTC_HAS_ATTACH;
-        rq.attach = attach;
-    }
-    struct ptc_client_reply rep;
-    cr_assert_eq(h_call(c, NULL, &rq, &rep), 0);
-    cr_assert(rep.r.ok, "open failed: %.*s", (int)rep.r.message.n, rep.r.message.p);
-    ptc_uuid id = rep.r.session;
-    ptc_client_reply_free(&rep);
-    return id;
-}
 
 /* Waits (op wait, bounded by the relay) until the session ended. */
 static void wait_exit(struct ptc_client_conn *c, const ptc_uuid *id)
@@ -441,20 +333,22 @@ Test(store, attach_and_read_from_0_replay_the_log_below_a_small_ring)
     h_relay_start("--ring-max", "4096");
     struct ptc_client_conn *c = h_connect();
     /* 360000 bytes, then it waits for a line, then 360000 more. */
-    ptc_uuid id = open_cmd(c, SH("stty raw -echo; seq -w 1 60000; read x; seq -w 1 60000"), 0);
+    ptc_uuid id =
+        h_open_argv(c, SH("stty raw -echo; seq -w 1 60000; read x; seq -w 1 60000"), 0, NULL);
     wait_match(c, &id, "60000");
     /* A client attaching from 0 now gets the log, then the ring, then live output. */
-    struct out o;
-    out_init(&o, seq2_byte);
+    struct h_out o;
+    h_out_init(&o);
+    o.pat = seq2_byte;
     uint64_t end = 0;
     uint64_t start = attach_mode_at(c, &id, PTC_MODE_INTERACTIVE, 0, &end, NULL);
     cr_assert_eq(start, 0, "attach from 0 started at %llu", (unsigned long long)start);
     cr_assert_eq(end, SEQ_LEN);
-    out_until_offset(c, &id, &o, SEQ_LEN);
+    h_out_until_offset(c, &id, &o, SEQ_LEN);
     cr_assert_eq(o.first, 0);
     cr_assert_eq(o.next, SEQ_LEN, "got %llu bytes", (unsigned long long)o.next);
     cr_assert_eq(ptc_client_send_input(c, &id, "\n", 1), 0);
-    out_until_end(c, &id, &o);
+    h_out_until_end(c, &id, &o);
     cr_assert_eq(o.state, PTC_ST_EXITED);
     cr_assert_eq(o.next, 2 * SEQ_LEN, "got %llu bytes in all", (unsigned long long)o.next);
     cr_assert_eq(o.state_end, 2 * SEQ_LEN);
@@ -467,12 +361,15 @@ Test(store, attach_and_read_from_0_replay_the_log_below_a_small_ring)
     cr_assert_geq(ro.calls, SEQ_LEN / 65536);
     /* And a second client attaching from 0 after the end gets every byte once, then the STATE. */
     struct ptc_client_conn *c2 = h_connect();
-    struct out o2;
-    out_init(&o2, seq2_byte);
+    struct h_out o2;
+    h_out_init(&o2);
+    o2.pat = seq2_byte;
     cr_assert_eq(attach_at(c2, &id, 0, NULL, NULL), 0);
-    out_until_offset(c2, &id, &o2, 2 * SEQ_LEN);
+    h_out_until_offset(c2, &id, &o2, 2 * SEQ_LEN);
     cr_assert_eq(o2.first, 0);
     cr_assert_eq(o2.bytes, 2 * SEQ_LEN);
+    free(o.data);
+    free(o2.data);
     struct ptc_info in = info_of(c, &id);
     cr_assert_eq(in.start, 0);
     cr_assert_eq(in.end, 2 * SEQ_LEN);
@@ -488,10 +385,11 @@ Test(store, attach_from_0_during_a_flood_is_contiguous)
     char script[256];
     snprintf(script, sizeof script, "stty raw -echo; echo go; read x; yes '%s' | head -c 6291456",
              YES_LINE);
-    ptc_uuid id = open_cmd(c, SH(script), PTC_MODE_INTERACTIVE);
-    struct out first;
-    out_init(&first, go_yes_byte);
-    out_until_offset(c, &id, &first, 3);
+    ptc_uuid id = h_open_argv(c, SH(script), PTC_MODE_INTERACTIVE, NULL);
+    struct h_out first;
+    h_out_init(&first);
+    first.pat = go_yes_byte;
+    h_out_until_offset(c, &id, &first, 3);
     cr_assert_eq(ptc_client_send_input(c, &id, "\n", 1), 0);
     struct ptc_client_reply rep;
     h_request_op(c, PTC_OP_DETACH, &id, &rep);
@@ -500,14 +398,17 @@ Test(store, attach_from_0_during_a_flood_is_contiguous)
     /* Another client replays from just after "go\n" while the flood runs. */
     struct ptc_client_conn *v = h_connect();
     wait_match(v, &id, "XYZ!");
-    struct out o;
-    out_init(&o, go_yes_byte);
+    struct h_out o;
+    h_out_init(&o);
+    o.pat = go_yes_byte;
     cr_assert_eq(attach_at(v, &id, 3, NULL, NULL), 3);
-    out_until_end(v, &id, &o);
+    h_out_until_end(v, &id, &o);
     cr_assert_eq(o.first, 3);
     cr_assert_eq(o.state, PTC_ST_EXITED);
     cr_assert_eq(o.next, 3 + 6291456, "ended at %llu", (unsigned long long)o.next);
     cr_assert_eq(o.bytes, 6291456);
+    free(first.data);
+    free(o.data);
     h_close(v);
     /* read from 0 returns the same bytes. */
     struct readout ro = read_range(c, &id, 0, 3 + 6291456, 1 << 19, go_yes_byte);
@@ -529,9 +430,10 @@ Test(store, restart_marks_running_sessions_lost_and_keeps_the_rest)
 {
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid done = open_cmd(c, SH("stty raw -echo; seq -w 1 60000; exit 3"), 0);
+    ptc_uuid done = h_open_argv(c, SH("stty raw -echo; seq -w 1 60000; exit 3"), 0, NULL);
     wait_exit(c, &done);
-    ptc_uuid running = open_cmd(c, SH("stty raw -echo; seq -w 1 60000; exec sleep 1000"), 0);
+    ptc_uuid running =
+        h_open_argv(c, SH("stty raw -echo; seq -w 1 60000; exec sleep 1000"), 0, NULL);
     wait_match(c, &running, "60000");
     /* Give the writer its batch: info's end is what the relay read, the log follows within 1 s. */
     struct ptc_info in = info_of(c, &running);
@@ -566,13 +468,15 @@ Test(store, restart_marks_running_sessions_lost_and_keeps_the_rest)
     cr_assert_gt(li.end, 0, "nothing of the lost session was logged");
     cr_assert_leq(li.end, SEQ_LEN);
     read_range(c, &running, 0, li.end, 65536, seq_byte);
-    struct out o;
-    out_init(&o, seq_byte);
+    struct h_out o;
+    h_out_init(&o);
+    o.pat = seq_byte;
     int st = -1;
     cr_assert_eq(attach_at(c, &running, 0, NULL, &st), 0);
     cr_assert_eq(st, PTC_ST_LOST);
-    out_until_offset(c, &running, &o, li.end);
+    h_out_until_offset(c, &running, &o, li.end);
     cr_assert_eq(o.bytes, li.end);
+    free(o.data);
     /* A subscriber is told about the lost session like about any other. */
     struct ptc_client_conn *sub = h_connect();
     h_request_op(sub, PTC_OP_SUBSCRIBE, NULL, &rep);
@@ -616,19 +520,22 @@ Test(store, kill_9_during_a_flood_keeps_the_log_up_to_about_a_second_before)
     struct ptc_client_conn *c = h_connect();
     char script[160];
     snprintf(script, sizeof script, "stty raw -echo; exec yes '%s'", YES_LINE);
-    ptc_uuid id = open_cmd(c, SH(script), PTC_MODE_VIEW);
-    struct out o;
-    out_init(&o, yes_byte);
+    ptc_uuid id = h_open_argv(c, SH(script), PTC_MODE_VIEW, NULL);
+    struct h_out o;
+    h_out_init(&o);
+    o.pat = yes_byte;
     /* Watch the flood for 1.5 s (bounded by frames, each with the harness timeout). */
     uint64_t t0 = 0;
     for (int i = 0; i < 2000000; i++) {
-        out_pump_one(c, &id, &o);
+        h_out_step(c, &id, &o, 0);
+        o.len = 0; /* count, do not keep */
         if (o.any && !t0)
             t0 = mono_ms();
         if (t0 && mono_ms() - t0 >= 1500)
             break;
     }
     uint64_t seen = o.next, elapsed = mono_ms() - t0;
+    free(o.data);
     h_relay_signal(SIGKILL);
     cr_assert_neq(h_relay_wait_exit(h_timeout_ms()), -1);
     h_close(c);
@@ -680,7 +587,7 @@ Test(store, log_max_drops_the_oldest_output)
 {
     h_relay_start("--ring-max", "4096", "--log-max", "65536");
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, SH("stty raw -echo; seq -w 1 60000"), 0);
+    ptc_uuid id = h_open_argv(c, SH("stty raw -echo; seq -w 1 60000"), 0, NULL);
     wait_exit(c, &id);
     struct ptc_info in = info_until_start(c, &id);
     cr_assert_eq(in.end, SEQ_LEN);
@@ -695,11 +602,13 @@ Test(store, log_max_drops_the_oldest_output)
     cr_assert(ro.truncated);
     cr_assert_eq(ro.first, in.start);
     /* attach from 0 starts there too. */
-    struct out o;
-    out_init(&o, seq_byte);
+    struct h_out o;
+    h_out_init(&o);
+    o.pat = seq_byte;
     cr_assert_eq(attach_at(c, &id, 0, NULL, NULL), in.start);
-    out_until_offset(c, &id, &o, SEQ_LEN);
+    h_out_until_offset(c, &id, &o, SEQ_LEN);
     cr_assert_eq(o.first, in.start);
+    free(o.data);
     /* After a restart the same holds. */
     h_close(c);
     cr_assert_eq(h_relay_stop_keep(), 0);
@@ -718,9 +627,9 @@ Test(store, log_total_max_drops_the_oldest_output_of_all_sessions)
      * session go, and the newer one keeps all of its output. */
     h_relay_start("--ring-max", "4096", "--log-total-max", "524288");
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid a = open_cmd(c, SH("stty raw -echo; seq -w 1 60000"), 0);
+    ptc_uuid a = h_open_argv(c, SH("stty raw -echo; seq -w 1 60000"), 0, NULL);
     wait_exit(c, &a);
-    ptc_uuid b = open_cmd(c, SH("stty raw -echo; seq -w 1 60000"), 0);
+    ptc_uuid b = h_open_argv(c, SH("stty raw -echo; seq -w 1 60000"), 0, NULL);
     wait_exit(c, &b);
     struct ptc_info ia = info_until_start(c, &a);
     cr_assert_gt(ia.start, 0, "a keeps all of its output: the total cap did nothing");
@@ -775,7 +684,7 @@ Test(store, token_add_list_revoke_closes_its_connections)
     struct ptc_client_conn *v = h_connect_token(token);
     cr_assert_eq(ptc_client_scope(v), PTC_MODE_VIEW);
     struct ptc_client_conn *admin = h_connect();
-    ptc_uuid id = open_cmd(admin, SH("echo hi; exec sleep 100"), 0);
+    ptc_uuid id = h_open_argv(admin, SH("echo hi; exec sleep 100"), 0, NULL);
     struct ptc_client_reply rep;
     h_request_op(v, PTC_OP_LIST, NULL, &rep);
     cr_assert(rep.r.ok);
@@ -851,8 +760,8 @@ Test(store, audit_trail_lists_each_kind_with_token_and_peer)
 {
     h_relay_start();
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, SH("stty raw -echo; echo ready; cat"), PTC_MODE_INTERACTIVE);
-    ptc_uuid other = open_cmd(c, SH("exit 0"), 0);
+    ptc_uuid id = h_open_argv(c, SH("stty raw -echo; echo ready; cat"), PTC_MODE_INTERACTIVE, NULL);
+    ptc_uuid other = h_open_argv(c, SH("exit 0"), 0, NULL);
     wait_match(c, &id, "ready");
     cr_assert_eq(ptc_client_send_input(c, &id, "secret-input", 12), 0);
     wait_match(c, &id, "secret-input");
@@ -965,10 +874,11 @@ Test(store, db_full_keeps_sessions_streaming_and_is_reported)
     struct ptc_client_conn *c = h_connect();
     char script[160];
     snprintf(script, sizeof script, "stty raw -echo; yes '%s' | head -c 4194304", YES_LINE);
-    ptc_uuid id = open_cmd(c, SH(script), PTC_MODE_VIEW);
-    struct out o;
-    out_init(&o, yes_byte);
-    out_until_end(c, &id, &o);
+    ptc_uuid id = h_open_argv(c, SH(script), PTC_MODE_VIEW, NULL);
+    struct h_out o;
+    h_out_init(&o);
+    o.pat = yes_byte;
+    h_out_until_end(c, &id, &o);
     cr_assert_eq(o.state, PTC_ST_EXITED);
     cr_assert_eq(o.first, 0);
     cr_assert_eq(o.bytes, 4194304, "the live client got %llu bytes", (unsigned long long)o.bytes);
@@ -977,11 +887,13 @@ Test(store, db_full_keeps_sessions_streaming_and_is_reported)
     char body[64];
     cr_assert_eq(h_http_get("/healthz", body, sizeof body), 200);
     /* The relay still takes new sessions and serves them live. */
-    ptc_uuid id2 = open_cmd(c, SH("echo still-here"), PTC_MODE_INTERACTIVE);
-    struct out o2;
-    out_init(&o2, NULL);
-    out_until_end(c, &id2, &o2);
-    cr_assert(strstr(o2.text, "still-here"));
+    ptc_uuid id2 = h_open_argv(c, SH("echo still-here"), PTC_MODE_INTERACTIVE, NULL);
+    struct h_out o2;
+    h_out_init(&o2);
+    h_out_until_end(c, &id2, &o2);
+    cr_assert(o2.data && strstr((char *)o2.data, "still-here"));
+    free(o.data);
+    free(o2.data);
     /* What the log kept is a prefix; read from 0 shows the gap after it (or the ring). */
     struct ptc_info in = info_of(c, &id);
     cr_assert_eq(in.end, 4194304);
