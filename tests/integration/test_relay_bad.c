@@ -18,52 +18,17 @@
 /* A msgpack literal and its length (without the string's NUL). */
 #define MP(lit) (const uint8_t *)(lit), sizeof(lit) - 1
 
-/* Fails the test with the relay's log attached. */
-static void fail_with_log(const char *what, int rc)
-{
-    char *log = h_relay_log();
-    cr_assert_fail("%s: %s\n--- relay log ---\n%s", what, ptc_client_strerror(rc), log ? log : "");
-}
-
-/* Opens a running session of argv on c (attached with mode when nonzero). */
-static ptc_uuid open_cmd(struct ptc_client_conn *c, const char *const *argv, int attach)
-{
-    struct ptc_str av[8];
-    uint32_t n = 0;
-    while (argv[n]) {
-        av[n] = ptc_str_c(argv[n]);
-        n++;
-    }
-    struct ptc_request rq = {.op = PTC_OP_OPEN, .has = PTC_HAS_ARGV, .argv = av, .argc = n};
-    if (attach) {
-        rq.has |= PTC_HAS_ATTACH;
-        rq.attach = attach;
-    }
-    struct ptc_client_reply rep;
-    int rc = h_call(c, NULL, &rq, &rep);
-    if (rc)
-        fail_with_log("open", rc);
-    cr_assert(rep.r.ok, "open failed: %.*s", (int)rep.r.message.n, rep.r.message.p);
-    ptc_uuid id = rep.r.session;
-    ptc_client_reply_free(&rep);
-    return id;
-}
-
 /* ---- the witness: another connection and session that must keep working --------------------- */
 
 static struct ptc_client_conn *W;
 static ptc_uuid WS;
 static int wround;
-static char wbuf[65536];
-static size_t wlen;
 
 static void witness_start(void)
 {
     W = h_connect();
-    WS = open_cmd(W, SH("stty raw -echo; cat"), PTC_MODE_INTERACTIVE);
+    WS = h_open_argv(W, SH("stty raw -echo; cat"), PTC_MODE_INTERACTIVE, NULL);
     wround = 0;
-    wlen = 0;
-    wbuf[0] = 0;
 }
 
 /* The witness session echoes a fresh token and /healthz answers 200. */
@@ -73,26 +38,10 @@ static void witness_check(const char *after)
     snprintf(tok, sizeof tok, "alive-%d.", ++wround);
     cr_assert(!ptc_client_is_closed(W), "after %s: the witness connection was closed", after);
     cr_assert_eq(ptc_client_send_input(W, &WS, tok, strlen(tok)), 0);
-    for (int i = 0; i < 10000 && !strstr(wbuf, tok); i++) {
-        struct ptc_client_frame fr;
-        int rc = h_wait_frame(W, PTC_OUTPUT, &WS, &fr, h_timeout_ms());
-        if (rc) {
-            char what[128];
-            snprintf(what, sizeof what, "after %s: witness echo of %s", after, tok);
-            fail_with_log(what, rc);
-        }
-        uint64_t off;
-        const uint8_t *d;
-        size_t n;
-        cr_assert_eq(ptc_output_parse(&fr.f, &off, &d, &n), 0);
-        if (wlen + n >= sizeof wbuf)
-            wlen = 0;
-        memcpy(wbuf + wlen, d, n);
-        wlen += n;
-        wbuf[wlen] = 0;
-        ptc_client_frame_free(&fr);
-    }
-    cr_assert(strstr(wbuf, tok), "after %s: no echo", after);
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_text(W, &WS, &o, tok);
+    free(o.data);
     char body[64];
     cr_assert_eq(h_http_get("/healthz", body, sizeof body), 200, "after %s: /healthz", after);
 }
@@ -149,7 +98,7 @@ static void expect_reply_error(struct ptc_client_conn *c, const char *what, cons
     struct ptc_client_frame fr;
     int rc = h_wait_frame(c, PTC_REPLY, NULL, &fr, h_timeout_ms());
     if (rc)
-        fail_with_log(what, rc);
+        h_fail_with_log(what, rc);
     struct ptc_reply rp;
     struct ptc_perr pe;
     memset(&rp, 0, sizeof rp);
@@ -174,7 +123,7 @@ static void expect_event_error(struct ptc_client_conn *c, const char *what, cons
     struct ptc_client_frame fr;
     int rc = h_wait_frame(c, PTC_EVENT, sid, &fr, h_timeout_ms());
     if (rc)
-        fail_with_log(what, rc);
+        h_fail_with_log(what, rc);
     struct ptc_event ev;
     struct ptc_perr pe;
     cr_assert_eq(ptc_event_parse(fr.f.payload, fr.f.len, &ptc_limits_default, &ev, &pe), 0,
@@ -197,7 +146,7 @@ static void expect_op_error(struct ptc_client_conn *c, const char *what, const p
     struct ptc_client_reply rep;
     int rc = h_call(c, sid, rq, &rep);
     if (rc)
-        fail_with_log(what, rc);
+        h_fail_with_log(what, rc);
     cr_assert(!rep.r.ok, "%s: succeeded", what);
     cr_assert_eq(rep.r.error, code, "%s: error %s, expected %s (%.*s)", what,
                  ptc_code_name(rep.r.error), ptc_code_name(code), (int)rep.r.message.n,
@@ -387,7 +336,7 @@ Test(bad, ended_session_attach_twice_and_resize_out_of_range)
     h_relay_start();
     witness_start();
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid id = open_cmd(c, SH("stty -echo; read x; echo bye"), PTC_MODE_INTERACTIVE);
+    ptc_uuid id = h_open_argv(c, SH("stty -echo; read x; echo bye"), PTC_MODE_INTERACTIVE, NULL);
     /* A second attach of the same session on the same connection. */
     struct ptc_request at = {.op = PTC_OP_ATTACH};
     expect_op_error(c, "a second attach", &id, &at, PTC_C_BAD_REQUEST);
@@ -417,7 +366,7 @@ Test(bad, ended_session_attach_twice_and_resize_out_of_range)
     struct ptc_request wt = {.op = PTC_OP_WAIT, .has = PTC_HAS_UNTIL, .until = PTC_UNTIL_EXIT};
     int rc = h_call(c, &id, &wt, &rep);
     if (rc)
-        fail_with_log("wait exit", rc);
+        h_fail_with_log("wait exit", rc);
     cr_assert(rep.r.matched);
     cr_assert_eq(rep.r.state, PTC_ST_EXITED);
     ptc_client_reply_free(&rep);
