@@ -25,6 +25,9 @@
 #include "harness.h"
 #include "rawws.h"
 
+/* The argv of the tests' plain sessions. */
+#define CAT ((const char *const[]){"/bin/cat", NULL})
+
 /*
  * Stops the relay and fails the test on a sanitizer report in its log (an ASan build). Called at
  * the end of each test: an assertion in a criterion .fini does not fail the test.
@@ -463,22 +466,6 @@ static void token_revoke(const char *name)
     run_ok(cmd);
 }
 
-static ptc_uuid open_cat(struct ptc_client_conn *c, int attach)
-{
-    struct ptc_str av[] = {ptc_str_c("/bin/cat")};
-    struct ptc_request rq = {.op = PTC_OP_OPEN, .argv = av, .argc = 1, .has = PTC_HAS_ARGV};
-    if (attach) {
-        rq.has |= PTC_HAS_ATTACH;
-        rq.attach = attach;
-    }
-    struct ptc_client_reply rep;
-    cr_assert_eq(h_call(c, NULL, &rq, &rep), 0);
-    cr_assert(rep.r.ok, "open: %.*s", (int)rep.r.message.n, rep.r.message.p);
-    ptc_uuid id = rep.r.session;
-    ptc_client_reply_free(&rep);
-    return id;
-}
-
 /* Calls rq on session sid and returns its error code (-1 when ok). */
 static int call_code(struct ptc_client_conn *c, const ptc_uuid *sid, struct ptc_request *rq)
 {
@@ -504,7 +491,7 @@ Test(security, view_token_scope)
     token_add("viewer", "view", viewer, sizeof viewer);
     h_relay_restart();
     struct ptc_client_conn *admin = h_connect();
-    ptc_uuid sid = open_cat(admin, PTC_MODE_INTERACTIVE);
+    ptc_uuid sid = h_open_argv(admin, CAT, PTC_MODE_INTERACTIVE, NULL);
     struct ptc_client_conn *v = h_connect_token(viewer);
     cr_assert_eq(ptc_client_scope(v), PTC_MODE_VIEW);
     /* allowed: list, info, read, wait, subscribe, attach view */
@@ -569,7 +556,7 @@ Test(security, control_token_and_revoked_token)
     h_relay_restart();
     struct ptc_client_conn *c = h_connect_token(ctl);
     cr_assert_eq(ptc_client_scope(c), PTC_MODE_INTERACTIVE);
-    ptc_uuid sid = open_cat(c, 0);
+    ptc_uuid sid = h_open_argv(c, CAT, 0, NULL);
     cr_assert_eq(op_code(c, &sid, PTC_OP_KILL), -1);
     h_close(c);
     struct ptc_client_conn *r = NULL;
@@ -729,7 +716,7 @@ Test(security, session_attach_and_argument_limits)
     h_relay_start("--max-sessions", "1", "--max-attach", "1", "--max-argv", "3", "--max-env", "1",
                   "--max-arg-len", "64");
     struct ptc_client_conn *c = h_connect();
-    ptc_uuid s1 = open_cat(c, PTC_MODE_INTERACTIVE);
+    ptc_uuid s1 = h_open_argv(c, CAT, PTC_MODE_INTERACTIVE, NULL);
     struct ptc_str av[] = {ptc_str_c("/bin/cat")};
     struct ptc_request rq = {.op = PTC_OP_OPEN, .argv = av, .argc = 1, .has = PTC_HAS_ARGV};
     cr_assert_eq(call_code(c, NULL, &rq), PTC_C_LIMIT, "sessions");
@@ -770,12 +757,12 @@ Test(security, attach_limit_per_connection)
 {
     h_relay_start("--max-attach", "1");
     struct ptc_client_conn *c = h_connect();
-    open_cat(c, PTC_MODE_INTERACTIVE);
+    h_open_argv(c, CAT, PTC_MODE_INTERACTIVE, NULL);
     struct ptc_str av[] = {ptc_str_c("/bin/cat")};
     struct ptc_request rq = {.op = PTC_OP_OPEN, .argv = av, .argc = 1,
                              .has = PTC_HAS_ARGV | PTC_HAS_ATTACH, .attach = PTC_MODE_VIEW};
     cr_assert_eq(call_code(c, NULL, &rq), PTC_C_LIMIT);
-    ptc_uuid s2 = open_cat(c, 0);
+    ptc_uuid s2 = h_open_argv(c, CAT, 0, NULL);
     struct ptc_request at = {.op = PTC_OP_ATTACH};
     cr_assert_eq(call_code(c, &s2, &at), PTC_C_LIMIT);
     cr_assert(h_relay_log_wait("limit: attachments per connection reached", h_timeout_ms()));
@@ -831,34 +818,10 @@ static int open_with(struct ptc_client_conn *c, const char *const *argv, const c
 /* Collects a session's output until it ends; returns it (malloc'ed). */
 static char *output_until_end(struct ptc_client_conn *c, const ptc_uuid *sid)
 {
-    size_t len = 0;
-    char *out = calloc(1, 1);
-    for (int i = 0; i < 10000; i++) {
-        struct ptc_client_frame fr;
-        cr_assert_eq(h_wait_frame(c, 0, sid, &fr, h_timeout_ms()), 0, "output: %s", out);
-        if (fr.f.type == PTC_OUTPUT) {
-            uint64_t off;
-            const uint8_t *d;
-            size_t n;
-            cr_assert_eq(ptc_output_parse(&fr.f, &off, &d, &n), 0);
-            out = realloc(out, len + n + 1);
-            memcpy(out + len, d, n);
-            len += n;
-            out[len] = 0;
-        }
-        bool ended = false;
-        if (fr.f.type == PTC_STATE) {
-            struct ptc_statemsg m;
-            struct ptc_perr e;
-            cr_assert_eq(ptc_state_parse(fr.f.payload, fr.f.len, &m, &e), 0);
-            ended = ptc_state_is_ended(m.state);
-        }
-        ptc_client_frame_free(&fr);
-        if (ended)
-            return out;
-    }
-    cr_assert_fail("the session did not end");
-    return out;
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_end(c, sid, &o);
+    return o.data ? (char *)o.data : calloc(1, 1);
 }
 
 Test(security, open_checks_program_cwd_and_env)
