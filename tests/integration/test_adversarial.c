@@ -82,24 +82,10 @@ static void witness_echo(struct witness *w)
     char line[80];
     int n = snprintf(line, sizeof line, "%s\n", tag);
     cr_assert_eq(ptc_client_send_input(w->c, &w->sid, line, (size_t)n), 0);
-    size_t len = 0;
-    char seen[65536] = "";
-    for (int i = 0; i < 10000 && !strstr(seen, tag); i++) {
-        struct ptc_client_frame fr;
-        int rc = h_wait_frame(w->c, PTC_OUTPUT, &w->sid, &fr, h_timeout_ms());
-        cr_assert_eq(rc, 0, "the witness session stopped streaming: %s", ptc_client_strerror(rc));
-        uint64_t off;
-        const uint8_t *d;
-        size_t dn;
-        cr_assert_eq(ptc_output_parse(&fr.f, &off, &d, &dn), 0);
-        if (len + dn >= sizeof seen)
-            len = 0;
-        memcpy(seen + len, d, dn);
-        len += dn;
-        seen[len] = 0;
-        ptc_client_frame_free(&fr);
-    }
-    cr_assert(strstr(seen, tag) != NULL);
+    struct h_out o;
+    h_out_init(&o);
+    h_out_until_text(w->c, &w->sid, &o, tag);
+    free(o.data);
 }
 
 /* Starts the relay (extra flags) with a witness session and records the footprint. */
@@ -108,14 +94,7 @@ static void start_with_witness(struct witness *w, const char *const *extra)
     memset(w, 0, sizeof *w);
     h_relay_startv(extra);
     w->c = h_connect();
-    struct ptc_str av[] = {ptc_str_c("/bin/cat")};
-    struct ptc_request rq = {.op = PTC_OP_OPEN, .argv = av, .argc = 1,
-                             .has = PTC_HAS_ARGV | PTC_HAS_ATTACH, .attach = PTC_MODE_INTERACTIVE};
-    struct ptc_client_reply rep;
-    cr_assert_eq(h_call(w->c, NULL, &rq, &rep), 0);
-    cr_assert(rep.r.ok);
-    w->sid = rep.r.session;
-    ptc_client_reply_free(&rep);
+    w->sid = h_open_argv(w->c, (const char *const[]){"/bin/cat", NULL}, PTC_MODE_INTERACTIVE, NULL);
     witness_echo(w);
     w->fds = relay_fds();
     w->rss_kb = relay_rss_kb();
