@@ -537,6 +537,27 @@ int h_relay_stop(void) { return stop(false); }
 /* Stops the relay and keeps its data dir. */
 int h_relay_stop_keep(void) { return stop(true); }
 
+/* Stops the relay and fails the test on a sanitizer report in its log. */
+int h_relay_stop_checked(void)
+{
+    int st = h_relay_stop();
+    char *log = h_relay_log();
+    bool bad = log && (strstr(log, "Sanitizer") || strstr(log, "runtime error"));
+    cr_assert(!bad, "the relay reported a sanitizer error:\n%s", log);
+    free(log);
+    return st;
+}
+
+/* As h_relay_stop_checked, and the relay must have exited 0. */
+void h_relay_stop_clean(void)
+{
+    int st = h_relay_stop_checked();
+    if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char *log = h_relay_log();
+        cr_assert_fail("relay did not exit 0 after SIGTERM (status 0x%x)\n%s", st, log);
+    }
+}
+
 /* Sends a signal to the relay. */
 void h_relay_signal(int sig)
 {
@@ -832,6 +853,20 @@ void h_out_until_offset(struct ptc_client_conn *c, const ptc_uuid *sid, struct h
     for (int i = 0; i < OUT_MAX_FRAMES && o->next < end; i++)
         out_step(c, sid, o, 0, "waiting for output/STATE");
     cr_assert_geq(o->next, end);
+}
+
+/* Waits for a RESIZE of sid and checks its size. */
+void h_expect_resize(struct ptc_client_conn *c, const ptc_uuid *sid, uint16_t cols, uint16_t rows)
+{
+    struct ptc_client_frame fr;
+    int rc = h_wait_frame(c, PTC_RESIZE, sid, &fr, h_timeout_ms());
+    if (rc)
+        h_fail_with_log("waiting for RESIZE", rc);
+    uint16_t cc, rr;
+    cr_assert_eq(ptc_resize_parse(&fr.f, &cc, &rr), 0);
+    cr_assert_eq(cc, cols, "RESIZE cols %u, expected %u", cc, cols);
+    cr_assert_eq(rr, rows, "RESIZE rows %u, expected %u", rr, rows);
+    ptc_client_frame_free(&fr);
 }
 
 /* ---- plain HTTP ---------------------------------------------------------------------------- */

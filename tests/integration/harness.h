@@ -51,6 +51,14 @@ void h_relay_restartv(const char *const *extra);
 int h_relay_stop(void);
 /* As h_relay_stop, but keeps the data dir for h_relay_restart. */
 int h_relay_stop_keep(void);
+/*
+ * h_relay_stop, then fails the test if the relay's log holds a sanitizer report (ASan, UBSan).
+ * Tests call it last: an assertion in a criterion .fini does not fail the test. Returns the status
+ * h_relay_stop returned.
+ */
+int h_relay_stop_checked(void);
+/* As h_relay_stop_checked, and fails the test unless the relay exited 0 (a clean SIGTERM stop). */
+void h_relay_stop_clean(void);
 /* Sends sig to the relay (e.g. SIGKILL to simulate a crash); h_relay_stop then reaps it. */
 void h_relay_signal(int sig);
 /* Runs until the relay exits by itself (bounded). The wait status, or -1 on timeout. */
@@ -158,6 +166,9 @@ void h_out_until_text(struct ptc_client_conn *c, const ptc_uuid *sid, struct h_o
 /* Feeds frames of sid until the next expected offset is at least end. */
 void h_out_until_offset(struct ptc_client_conn *c, const ptc_uuid *sid, struct h_out *o,
                         uint64_t end);
+
+/* Waits for a RESIZE of session sid and fails the test unless it says cols x rows. */
+void h_expect_resize(struct ptc_client_conn *c, const ptc_uuid *sid, uint16_t cols, uint16_t rows);
 
 /* ---- plain HTTP ------------------------------------------------------------------------------ */
 

@@ -19,19 +19,6 @@
 #include "harness.h"
 #include "rawws.h"
 
-/*
- * Stops the relay and fails the test on a sanitizer report in its log (an ASan build). Called at
- * the end of each test: an assertion in a criterion .fini does not fail the test.
- */
-static void stop_and_check(void)
-{
-    h_relay_stop();
-    char *log = h_relay_log();
-    bool bad = log && (strstr(log, "Sanitizer") || strstr(log, "runtime error"));
-    cr_assert(!bad, "the relay reported a sanitizer error:\n%s", log);
-    free(log);
-}
-
 static void teardown(void) { h_relay_stop(); }
 
 TestSuite(attack, .fini = teardown);
@@ -178,7 +165,7 @@ Test(attack, no_hello_is_closed_4401)
     cr_assert_eq(code, PTC_CLOSE_UNAUTHORIZED, "close %d", code);
     h_close(c);
     check_unharmed(&w, 4096, NULL);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(attack, wrong_empty_and_overlong_tokens)
@@ -203,7 +190,7 @@ Test(attack, wrong_empty_and_overlong_tokens)
     overlong[200] = 0;
     const char *secrets[] = {tokens[0], overlong + 4, NULL};
     check_unharmed(&w, 4096, secrets);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(attack, frames_before_hello_and_hello_twice)
@@ -231,7 +218,7 @@ Test(attack, frames_before_hello_and_hello_twice)
     ptc_client_reply_free(&rep);
     h_close(c);
     check_unharmed(&w, 4096, NULL);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 /* ---- frames -------------------------------------------------------------------------------- */
@@ -278,7 +265,7 @@ Test(attack, hostile_lengths_and_truncated_headers)
     h_close(c);
     cr_assert(h_relay_log_wait("limit: frame size reached", h_timeout_ms()));
     check_unharmed(&w, 4096, NULL);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(attack, core_types_in_the_wrong_direction)
@@ -303,7 +290,7 @@ Test(attack, core_types_in_the_wrong_direction)
     ptc_client_reply_free(&rep);
     h_close(c);
     check_unharmed(&w, 4096, NULL);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 /* xorshift64*: reproducible noise. */
@@ -359,7 +346,7 @@ Test(attack, random_bytes)
         close(fd);
     }
     check_unharmed(&w, 8192, NULL);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 /* ---- msgpack ------------------------------------------------------------------------------- */
@@ -478,7 +465,7 @@ Test(attack, deep_and_huge_msgpack)
     cr_assert(code == PTC_C_LIMIT || code == PTC_C_BAD_REQUEST, "many items: %d", code);
     h_close(c);
     check_unharmed(&w, 8192, NULL);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(attack, random_and_zero_session_ids)
@@ -511,7 +498,7 @@ Test(attack, random_and_zero_session_ids)
     }
     h_close(c);
     check_unharmed(&w, 4096, NULL);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 /* ---- many connections ---------------------------------------------------------------------- */
@@ -544,7 +531,7 @@ Test(attack, thousands_of_half_done_handshakes)
     uint64_t took = raw_now_ms() - t0;
     cr_assert_lt(took, 20000, "2000 half handshakes took %llu ms", (unsigned long long)took);
     check_unharmed(&w, 16384, NULL);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 static bool queue_full_logged(void *arg)
@@ -581,7 +568,7 @@ Test(attack, input_faster_than_the_program_reads)
     /* other sessions are unharmed meanwhile, and memory stays flat */
     check_unharmed(&w, 16384, NULL);
     h_close(c);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 /* ---- compression --------------------------------------------------------------------------- */
@@ -648,5 +635,5 @@ Test(attack, compressed_bomb_closes_1009)
     cr_assert(code == 1009 || code == 1006, "close %d", code);
     /* 64 MiB never existed in the relay */
     check_unharmed(&w, 16384, NULL);
-    stop_and_check();
+    h_relay_stop_checked();
 }

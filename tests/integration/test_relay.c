@@ -220,13 +220,7 @@ Test(relay, resize_reaches_stty_size)
     h_out_init(&o);
     h_out_until_text(c, &id, &o, "24 80");
     cr_assert_eq(ptc_client_send_resize(c, &id, 132, 50), 0);
-    struct ptc_client_frame fr;
-    cr_assert_eq(h_wait_frame(c, PTC_RESIZE, &id, &fr, h_timeout_ms()), 0);
-    uint16_t cols, rows;
-    cr_assert_eq(ptc_resize_parse(&fr.f, &cols, &rows), 0);
-    cr_assert_eq(cols, 132);
-    cr_assert_eq(rows, 50);
-    ptc_client_frame_free(&fr);
+    h_expect_resize(c, &id, 132, 50);
     cr_assert_eq(ptc_client_send_input(c, &id, "\r", 1), 0);
     h_out_until_text(c, &id, &o, "50 132");
     free(o.data);

@@ -146,18 +146,6 @@ static void wait_session_event(struct ptc_client_conn *c, const ptc_uuid *sid,
     cr_assert_fail("no matching EVENT session in 1000 events");
 }
 
-/* Stops the relay and checks it exited 0 and its log holds no sanitizer report. */
-static void finish(void)
-{
-    int st = h_relay_stop();
-    char *log = h_relay_log();
-    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-              "relay did not exit 0 after SIGTERM (status 0x%x)\n%s", st, log);
-    cr_assert(!strstr(log, "Sanitizer") && !strstr(log, "runtime error"), "sanitizer report:\n%s",
-              log);
-    free(log);
-}
-
 /* The byte at output offset k of `seq -f %09g 0 N` in raw mode (10 bytes per line). */
 static char seq_byte(uint64_t k)
 {
@@ -263,7 +251,7 @@ Test(ops, read_returns_output_poll_style)
     cr_assert_eq(rep.r.truncated, false);
     ptc_client_reply_free(&rep);
     h_close(c);
-    finish();
+    h_relay_stop_clean();
 }
 
 Test(ops, small_ring_attach_and_read_show_the_gap)
@@ -329,7 +317,7 @@ Test(ops, small_ring_attach_and_read_show_the_gap)
     free(o.data);
     h_close(c2);
     h_close(c);
-    finish();
+    h_relay_stop_clean();
 }
 
 Test(ops, live_reader_behind_a_small_ring_jumps_forward)
@@ -404,7 +392,7 @@ Test(ops, live_reader_behind_a_small_ring_jumps_forward)
     check_seq(o.data + 1000, o.len - 1000, start - 2);
     free(o.data);
     h_close(c);
-    finish();
+    h_relay_stop_clean();
 }
 
 /* ---- idle TTL and the session limit --------------------------------------------------------- */
@@ -452,7 +440,7 @@ Test(ops, idle_ttl_kills_only_an_unattended_quiet_session)
     ptc_client_reply_free(&rep);
     h_close(c);
     h_close(sub);
-    finish();
+    h_relay_stop_clean();
 }
 
 Test(ops, max_sessions_refuses_with_limit)
@@ -481,7 +469,7 @@ Test(ops, max_sessions_refuses_with_limit)
     cr_assert_eq(rep.r.nsessions, 2);
     ptc_client_reply_free(&rep);
     h_close(c);
-    finish();
+    h_relay_stop_clean();
 }
 
 /* ---- attention and wait --------------------------------------------------------------------- */
@@ -536,7 +524,7 @@ Test(ops, attention_goes_idle_then_attention_and_output_clears_it)
     free(o.data);
     h_close(c);
     h_close(sub);
-    finish();
+    h_relay_stop_clean();
 }
 
 Test(ops, wait_exit_idle_match_and_timeout)
@@ -614,25 +602,10 @@ Test(ops, wait_exit_idle_match_and_timeout)
     cr_assert_eq(rep.r.state, PTC_ST_EXITED);
     ptc_client_reply_free(&rep);
     h_close(c);
-    finish();
+    h_relay_stop_clean();
 }
 
 /* ---- RESIZE, STATE fan-out, subscribe ------------------------------------------------------- */
-
-/* Takes frames of sid on c until a RESIZE arrives; asserts its size. */
-static void expect_resize(struct ptc_client_conn *c, const ptc_uuid *sid, uint16_t cols,
-                          uint16_t rows)
-{
-    struct ptc_client_frame fr;
-    int rc = h_wait_frame(c, PTC_RESIZE, sid, &fr, h_timeout_ms());
-    if (rc)
-        h_fail_with_log("waiting for RESIZE", rc);
-    uint16_t cc, rr;
-    cr_assert_eq(ptc_resize_parse(&fr.f, &cc, &rr), 0);
-    cr_assert_eq(cc, cols, "RESIZE cols %u, expected %u", cc, cols);
-    cr_assert_eq(rr, rows, "RESIZE rows %u, expected %u", rr, rows);
-    ptc_client_frame_free(&fr);
-}
 
 static void expect_state(struct ptc_client_conn *c, const ptc_uuid *sid, int state)
 {
@@ -658,10 +631,10 @@ Test(ops, resize_latest_interactive_wins_and_every_client_is_told)
 
     cr_assert_eq(ptc_client_send_resize(a, &id, 100, 30), 0);
     for (int i = 0; i < 3; i++)
-        expect_resize(all[i], &id, 100, 30);
+        h_expect_resize(all[i], &id, 100, 30);
     cr_assert_eq(ptc_client_send_resize(b, &id, 120, 40), 0);
     for (int i = 0; i < 3; i++)
-        expect_resize(all[i], &id, 120, 40);
+        h_expect_resize(all[i], &id, 120, 40);
     /* The PTY has the latest size. */
     cr_assert_eq(ptc_client_send_input(a, &id, "\n", 1), 0);
     struct h_out o;
@@ -699,7 +672,7 @@ Test(ops, resize_latest_interactive_wins_and_every_client_is_told)
     h_close(a);
     h_close(b);
     h_close(v);
-    finish();
+    h_relay_stop_clean();
 }
 
 static bool ev_any(const struct ptc_event *ev, void *arg)
@@ -751,7 +724,7 @@ Test(ops, subscribe_reports_create_state_change_and_removal)
     ptc_client_reply_free(&rep);
     h_close(c);
     h_close(sub);
-    finish();
+    h_relay_stop_clean();
 }
 
 /* ---- slow consumers and windows ------------------------------------------------------------- */
@@ -820,7 +793,7 @@ Test(ops, stalled_socket_gets_4408_while_others_keep_going)
     h_close(stall);
     h_close(win);
     h_close(fast);
-    finish();
+    h_relay_stop_clean();
 }
 
 /* ---- input queue ---------------------------------------------------------------------------- */
@@ -879,7 +852,7 @@ static void input_flood(const char *const *argv)
     ptc_client_reply_free(&rep);
     h_close(w);
     h_close(c);
-    finish();
+    h_relay_stop_clean();
 }
 
 Test(ops, program_not_reading_input_never_blocks_the_relay)
@@ -934,7 +907,7 @@ Test(ops, open_failures_are_clear_errors)
     /* And a good open still works. */
     (void)h_open_argv(c, (const char *const[]){"sleep", "100", NULL}, 0, NULL);
     h_close(c);
-    finish();
+    h_relay_stop_clean();
 }
 
 Test(ops, remove_kill_and_signal_follow_the_session_state)
@@ -977,7 +950,7 @@ Test(ops, remove_kill_and_signal_follow_the_session_state)
     call_err(c, &id, &kl, PTC_C_NO_SUCH_SESSION, NULL, 0);
     h_close(c);
     h_close(sub);
-    finish();
+    h_relay_stop_clean();
 }
 
 /* ---- shutdown and unix sockets -------------------------------------------------------------- */

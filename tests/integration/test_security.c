@@ -28,19 +28,6 @@
 /* The argv of the tests' plain sessions. */
 #define CAT ((const char *const[]){"/bin/cat", NULL})
 
-/*
- * Stops the relay and fails the test on a sanitizer report in its log (an ASan build). Called at
- * the end of each test: an assertion in a criterion .fini does not fail the test.
- */
-static void stop_and_check(void)
-{
-    h_relay_stop();
-    char *log = h_relay_log();
-    bool bad = log && (strstr(log, "Sanitizer") || strstr(log, "runtime error"));
-    cr_assert(!bad, "the relay reported a sanitizer error:\n%s", log);
-    free(log);
-}
-
 /* The TLS relay of the running test, killed by the teardown if the test ends early. */
 static pid_t tls_pid;
 
@@ -131,7 +118,7 @@ Test(security, evil_origin_gets_403_before_upgrade)
     snprintf(o, sizeof o, "https://127.0.0.1:%d", h_relay_port());
     cr_assert_eq(upgrade(own_host(), o, NULL, NULL, 0), 403);
     cr_assert_eq(healthz(), 200);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(security, own_origin_and_loopback_names_upgrade)
@@ -148,7 +135,7 @@ Test(security, own_origin_and_loopback_names_upgrade)
         /* No Origin (ptcat, phone apps) is fine too. */
         cr_assert_eq(upgrade(h, NULL, NULL, NULL, 0), 101, "%s without Origin", names[i]);
     }
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(security, allow_origin_and_allow_host)
@@ -163,7 +150,7 @@ Test(security, allow_origin_and_allow_host)
     cr_assert_eq(upgrade("relay.example:443", "https://relay.example", NULL, NULL, 0), 101);
     cr_assert_eq(upgrade("relay.example", "https://relay.example", NULL, NULL, 0), 101);
     cr_assert_eq(upgrade("relay.example.evil", NULL, NULL, NULL, 0), 403);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(security, rebinding_host_gets_403)
@@ -183,7 +170,7 @@ Test(security, rebinding_host_gets_403)
     cr_assert_eq(upgrade(h, NULL, NULL, NULL, 0), 403);
     cr_assert_eq(upgrade(NULL, NULL, NULL, NULL, 0), 403);
     cr_assert_eq(healthz(), 200);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(security, refused_upgrade_reads_no_frame)
@@ -229,7 +216,7 @@ Test(security, refused_upgrade_reads_no_frame)
     /* a hello that went through would log its token name */
     cr_assert(!h_relay_log_contains("hello token="), "a frame was read after a refused upgrade");
     cr_assert_eq(healthz(), 200);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 /* ---- listen policy and TLS ------------------------------------------------------------------ */
@@ -246,7 +233,7 @@ Test(security, non_loopback_listen_without_tls_is_refused)
     rc = h_relay_try_startv((const char *const[]){"--listen", "[::]:0", NULL});
     cr_assert_neq(rc, 0);
     cr_assert(h_relay_log_contains("without TLS"));
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 /* A relay of its own for TLS (the harness waits for a ws:// line). */
@@ -430,7 +417,7 @@ Test(security, tls_serves_wss_with_tls12_minimum_and_no_h2)
     cr_assert(strstr(t.log, "TLS on") != NULL, "%s", t.log);
     cr_assert(strstr(t.log, "localhost:") != NULL, "%s", t.log);
     cr_assert(strstr(t.log, token) == NULL, "the token reached the log");
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 /* ---- tokens and scopes ---------------------------------------------------------------------- */
@@ -542,7 +529,7 @@ Test(security, view_token_scope)
     h_close(v);
     h_close(admin);
     cr_assert(!h_relay_log_contains(viewer), "a token reached the log");
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(security, control_token_and_revoked_token)
@@ -570,7 +557,7 @@ Test(security, control_token_and_revoked_token)
     char cmd[512];
     snprintf(cmd, sizeof cmd, "! grep -rqa -e '%s' -e '%s' %s", ctl, gone, h_relay_dir());
     run_ok(cmd);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(security, token_in_url_is_not_accepted)
@@ -586,7 +573,7 @@ Test(security, token_in_url_is_not_accepted)
     cr_assert_neq(rc, 0, "a token in the URL was accepted");
     h_close(c);
     cr_assert(!h_relay_log_contains(h_relay_token()), "the token reached the log");
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 /* ---- failed logins -------------------------------------------------------------------------- */
@@ -615,7 +602,7 @@ Test(security, failed_login_delay_grows)
     /* The loop was never blocked: a good client gets through at once. */
     struct ptc_client_conn *ok = h_connect();
     h_close(ok);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 /* An unauthorized attempt in progress. */
@@ -665,7 +652,7 @@ Test(security, failed_logins_past_limit_close_4429)
     cr_assert(!h_relay_log_contains("ptr_guess-"), "a token reached the log");
     cr_assert(!h_relay_log_contains(h_relay_token()), "the admin token reached the log");
     cr_assert_eq(healthz(), 200);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 /* ---- limits ------------------------------------------------------------------------------- */
@@ -695,7 +682,7 @@ Test(security, connections_per_peer_limit_closes_4429)
     h_close(x);
     h_close(c[1]);
     h_close(c[2]);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(security, total_connections_limit_closes_4429)
@@ -708,7 +695,7 @@ Test(security, total_connections_limit_closes_4429)
     cr_assert(h_relay_log_wait("limit: connections reached", h_timeout_ms()));
     h_close(a);
     h_close(b);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(security, session_attach_and_argument_limits)
@@ -750,7 +737,7 @@ Test(security, session_attach_and_argument_limits)
     cr_assert_eq(op_code(c, &s1, PTC_OP_DETACH), -1);
     cr_assert_eq(call_code(c, &s1, &at), -1);
     h_close(c);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(security, attach_limit_per_connection)
@@ -767,7 +754,7 @@ Test(security, attach_limit_per_connection)
     cr_assert_eq(call_code(c, &s2, &at), PTC_C_LIMIT);
     cr_assert(h_relay_log_wait("limit: attachments per connection reached", h_timeout_ms()));
     h_close(c);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 /* ---- open ------------------------------------------------------------------------------------ */
@@ -877,7 +864,7 @@ Test(security, open_checks_program_cwd_and_env)
     free(out);
     cr_assert(h_relay_log_contains("loader variable"));
     h_close(c);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 /* ---- compression, root -------------------------------------------------------------------- */
@@ -895,7 +882,7 @@ Test(security, permessage_deflate_off_unless_compress)
     cr_assert_eq(upgrade(own_host(), NULL, ext, resp, sizeof resp), 101, "%s", resp);
     cr_assert(strcasestr(resp, "permessage-deflate") != NULL, "not negotiated with --compress: %s",
               resp);
-    stop_and_check();
+    h_relay_stop_checked();
 }
 
 Test(security, root_warning_is_one_clear_line)
@@ -906,5 +893,5 @@ Test(security, root_warning_is_one_clear_line)
         cr_assert(said, "no root warning as root");
     else
         cr_assert(!said, "a root warning without root");
-    stop_and_check();
+    h_relay_stop_checked();
 }

@@ -766,9 +766,7 @@ Test(store, audit_trail_lists_each_kind_with_token_and_peer)
     cr_assert_eq(ptc_client_send_input(c, &id, "secret-input", 12), 0);
     wait_match(c, &id, "secret-input");
     cr_assert_eq(ptc_client_send_resize(c, &id, 100, 30), 0);
-    struct ptc_client_frame fr;
-    cr_assert_eq(h_wait_frame(c, PTC_RESIZE, &id, &fr, h_timeout_ms()), 0);
-    ptc_client_frame_free(&fr);
+    h_expect_resize(c, &id, 100, 30);
     struct ptc_request sig = {
         .op = PTC_OP_SIGNAL, .has = PTC_HAS_SIGNAL, .signal = ptc_str_c("WINCH")};
     struct ptc_client_reply rep;
