@@ -210,10 +210,16 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return 0;
 }
 
+/* Removes dir and what is below it. */
+void h_rmtree(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void remove_dir(void)
 {
     if (R.dir[0])
-        nftw(R.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        h_rmtree(R.dir);
     R.dir[0] = '\0';
     R.keep_dir = false;
 }
@@ -223,7 +229,7 @@ static char cert_dir[64];
 static void at_exit(void)
 {
     if (cert_dir[0]) {
-        nftw(cert_dir, rm_entry, 4, FTW_DEPTH | FTW_PHYS);
+        h_rmtree(cert_dir);
         cert_dir[0] = '\0';
     }
     if (CTX) {

@@ -196,4 +196,7 @@ void h_tls_files(const char **cert, const char **key);
 /* A TCP port on 127.0.0.1 that nothing listens on now (bound to port 0, then closed). */
 int h_free_port(void);
 
+/* Removes dir and everything below it, not following symlinks; errors are ignored. */
+void h_rmtree(const char *dir);
+
 #endif

@@ -9,7 +9,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -955,15 +954,6 @@ Test(ops, remove_kill_and_signal_follow_the_session_state)
 
 /* ---- shutdown and unix sockets -------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 /* True once no process of the group pgid (the session's pid) is left. */
 static bool group_gone(pid_t pgid) { return kill(-pgid, 0) < 0 && errno == ESRCH; }
 
@@ -997,7 +987,7 @@ Test(ops, sigterm_closes_1001_hups_programs_and_exits_0)
     char path[128];
     snprintf(path, sizeof path, "%s/hup", dir);
     cr_assert_eq(access(path, F_OK), 0, "the program did not get SIGHUP");
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    h_rmtree(dir);
     h_close(a);
     h_close(b);
     h_relay_stop();
@@ -1080,5 +1070,5 @@ Test(ops, listen_on_a_unix_socket)
     close(pidfd);
     close(pfd[0]);
     h_close(c);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    h_rmtree(dir);
 }
