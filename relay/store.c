@@ -13,6 +13,9 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,6 +366,14 @@ static void trim_total(struct store *st, struct wstmts *w)
 static void *writer_main(void *arg)
 {
     struct store *st = arg;
+    /*
+     * The log is background work: under a flood this thread can use more CPU than the loop
+     * itself, and on a small machine it then competes with the loop, the programs and local
+     * clients. A lower priority (Linux: nice is per thread) keeps echo first; if the disk or
+     * the CPU cannot keep up, the queue cap drops output from the log, never from a client.
+     */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) < 0)
+        log_debug("%s: setpriority: %s", __func__, strerror(errno));
     struct wstmts w;
     prep(st, &w.session,
          "INSERT INTO sessions(id,name,argv,cwd,env,cols,rows,pid,state,exit_code,signal,"
