@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,6 +180,23 @@ static bool inflate_over_limit(struct lws *wsi, struct pss *pss, size_t len, boo
     return false;
 }
 
+/*
+ * Keeps little unsent data in the kernel for a client socket. The send buffer autotunes to
+ * megabytes, and whatever sits there goes out before anything the relay writes later: one
+ * flooding session would put a keystroke echo of another session behind all of it. With a low
+ * unsent mark the socket reports writable only when its queue is short, so the backlog stays in
+ * the session's ring, where each message is shared fairly between sessions. Not TCP (a unix
+ * socket): the call fails and changes nothing.
+ */
+static void limit_unsent(int fd)
+{
+    /* PTYRELAY_UNSENT_LOWAT=bytes tunes it; 0 leaves the kernel's default (no limit). */
+    const char *e = getenv("PTYRELAY_UNSENT_LOWAT");
+    int lowat = e ? atoi(e) : 32 * 1024;
+    if (fd >= 0 && lowat > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+}
+
 static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     struct pss *pss = user;
@@ -212,6 +230,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 
     case LWS_CALLBACK_ESTABLISHED: {
         r = relay_of(wsi);
+        limit_unsent(lws_get_socket_fd(wsi));
         char peer[64] = "";
         lws_get_peer_simple(wsi, peer, sizeof peer);
         pss->c = conn_new(r, wsi, peer);
