@@ -19,7 +19,7 @@
 
 #include "relay.h"
 
-#define READ_BUDGET (256 * 1024) /* bytes read from one PTY per readable callback */
+#define READ_BUDGET (64 * 1024) /* bytes read from one PTY per loop turn: bounds what a flood adds to others' latency */
 #define LOG_CHUNK (256 * 1024)   /* output handed to the store in chunks of at most this */
 #define DRAIN_GRACE_MS 2000      /* after the reap, how long a background holder of the tty may keep it */
 
