@@ -39,7 +39,6 @@ test: unit-test asan-test fuzz-test
 	@echo "make test: all passed"
 
 run: build
-	@mkdir -p $(DATA)
 	@echo "ptyrelay: listening on ws://$(LISTEN)/ptc1, data in $(DATA)"
 	@echo "ptyrelay: admin token in $(DATA)/admin.token; connect with:"
 	@echo "  $(BUILD)/bin/ptcat --url ws://$(LISTEN)/ptc1 --token \"\$$(cat $(DATA)/admin.token)\" ls"

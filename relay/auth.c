@@ -129,7 +129,22 @@ static int make_admin_token(const char *path, uint8_t hash[32])
 }
 
 /* Creates the data dir (and parents) with mode 0700 if missing. 0 or -errno. */
-int auth_data_dir_init(const char *dir) { return mkdir_p(dir, 0700); }
+int auth_data_dir_init(const char *dir)
+{
+    int rc = mkdir_p(dir, 0700);
+    if (rc)
+        return rc;
+    /* It holds the admin token and every session's output: nobody else may list or read it. */
+    struct stat st;
+    if (stat(dir, &st) == 0 && (st.st_mode & 077) && st.st_uid == geteuid()) {
+        if (chmod(dir, st.st_mode & 0700) == 0)
+            log_info("data dir %s was accessible to others: now mode 0700", dir);
+        else
+            log_warn("data dir %s is accessible to others and could not be made private: %s", dir,
+                     strerror(errno));
+    }
+    return 0;
+}
 
 /*
  * Ensures the data dir and at least one token. On first start (no token in the store) the admin

@@ -215,7 +215,7 @@ void auth_free(struct relay *r);
 const struct token *auth_check(struct relay *r, const char *tok, size_t n);
 /* The same, from a hash already computed (Authorization header). */
 const struct token *auth_check_hash(struct relay *r, const uint8_t h[32]);
-/* Creates the data dir (mode 0700) if missing. 0 or -errno. */
+/* Creates the data dir (mode 0700) if missing, and makes an existing one of ours private. 0 or -errno. */
 int auth_data_dir_init(const char *dir);
 /* Reloads tokens from the store; closes connections whose token was revoked. */
 void auth_reload(struct relay *r);

@@ -12,6 +12,8 @@
  * offsets show, and the error is logged once per kind until it clears.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -499,6 +501,15 @@ int store_open(const char *dir, const struct store_opts *o, bool writer, struct 
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     pthread_cond_init(&st->done_cv, NULL);
+    /*
+     * The log holds everything programs printed: create the file 0600 ourselves. SQLite gives the
+     * -wal and -shm files the database file's permissions, so they are private too.
+     */
+    int dbfd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (dbfd >= 0) {
+        fchmod(dbfd, 0600);
+        close(dbfd);
+    }
     if (open_conn(st->path, &st->rd, err, errlen) || migrate(st->rd, err, errlen))
         goto fail;
     if (st->opts.db_max_bytes) {

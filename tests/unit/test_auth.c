@@ -37,10 +37,16 @@ Test(auth, sha256_of_a_known_string)
     cr_assert_arr_eq(h, want, 32);
 }
 
-Test(auth, first_start_creates_admin_token_file_and_stores_only_its_hash)
+Test(auth, first_start_creates_admin_token_file_and_stores_only_its_hash_privately)
 {
     char dir[] = "/tmp/ptyrelay-auth-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
+    /* A data dir someone made open to others is made private, and so is the database. */
+    cr_assert_eq(chmod(dir, 0755), 0);
+    cr_assert_eq(auth_data_dir_init(dir), 0);
+    struct stat dst;
+    cr_assert_eq(stat(dir, &dst), 0);
+    cr_assert_eq(dst.st_mode & 0777, 0700);
     struct relay r;
     memset(&r, 0, sizeof r);
     config_defaults(&r.cfg);
@@ -48,6 +54,11 @@ Test(auth, first_start_creates_admin_token_file_and_stores_only_its_hash)
     r.cfg.data_dir = strdup(dir);
     char err[256];
     cr_assert_eq(store_open(dir, NULL, false, &r.store, err, sizeof err), 0, "%s", err);
+    char dbpath[512];
+    snprintf(dbpath, sizeof dbpath, "%s/ptyrelay.db", dir);
+    struct stat dbst;
+    cr_assert_eq(stat(dbpath, &dbst), 0);
+    cr_assert_eq(dbst.st_mode & 0777, 0600, "database mode %o", dbst.st_mode & 0777);
     bool created = false;
     cr_assert_eq(auth_init(&r, &created), 0);
     cr_assert(created);
