@@ -23,6 +23,7 @@ struct attach *attach_new(struct conn *c, struct session *s, int mode, uint64_t 
     a->cursor = offset;
     a->acked = offset;
     a->window = window;
+    a->in_written = a->in_acked = conn_recall_input(c, &s->id);
     /* An ended session changes no more: say how it ended, after its retained output. */
     a->state_pending = ptc_state_is_ended(s->state);
     a->next_in_conn = c->attach_head;
@@ -51,6 +52,8 @@ void attach_free(struct attach *a)
     struct conn *c = a->conn;
     struct session *s = a->session;
     attach_audit_input(a);
+    if (!c->dead)
+        conn_memo_input(c, &s->id, a->in_written);
     for (struct attach **pp = &c->attach_head; *pp; pp = &(*pp)->next_in_conn)
         if (*pp == a) {
             *pp = a->next_in_conn;

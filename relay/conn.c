@@ -560,9 +560,50 @@ void conn_waits_drop_session(struct session *s)
         }
 }
 
+/* Remembers an attachment's input total; forgets totals of sessions that are gone. */
+void conn_memo_input(struct conn *c, const ptc_uuid *sid, uint64_t written)
+{
+    for (struct input_memo **pp = &c->input_memos; *pp;) {
+        struct input_memo *m = *pp;
+        if (ptc_uuid_eq(&m->sid, sid) || !session_find(c->relay, &m->sid)) {
+            *pp = m->next;
+            free(m);
+        } else {
+            pp = &m->next;
+        }
+    }
+    if (!written)
+        return;
+    struct input_memo *m = xcalloc(1, sizeof *m);
+    m->sid = *sid;
+    m->written = written;
+    m->next = c->input_memos;
+    c->input_memos = m;
+}
+
+/* Takes back the input total remembered for sid. */
+uint64_t conn_recall_input(struct conn *c, const ptc_uuid *sid)
+{
+    for (struct input_memo **pp = &c->input_memos; *pp; pp = &(*pp)->next) {
+        struct input_memo *m = *pp;
+        if (ptc_uuid_eq(&m->sid, sid)) {
+            uint64_t w = m->written;
+            *pp = m->next;
+            free(m);
+            return w;
+        }
+    }
+    return 0;
+}
+
 /* Frees an unlinked connection. */
 void conn_free(struct conn *c)
 {
+    while (c->input_memos) {
+        struct input_memo *m = c->input_memos;
+        c->input_memos = m->next;
+        free(m);
+    }
     ptc_stream_free(&c->in);
     ptc_buf_free(&c->ctl);
     free(c->token_name);

@@ -466,8 +466,23 @@ struct conn {
     uint64_t bytes_out;
     bool has_bearer;
     uint8_t bearer[32]; /* SHA-256 of an Authorization: Bearer token from the upgrade */
+    struct input_memo *input_memos; /* input totals of sessions this conn detached from */
     bool login_failed;  /* a refused hello is waiting for its delayed answer */
 };
+
+/*
+ * PTC1's input ACK counts all of a connection's INPUT to a session, so a detach keeps the total
+ * here and a later attach of the same session on the same connection continues from it.
+ */
+struct input_memo {
+    struct input_memo *next;
+    ptc_uuid sid;
+    uint64_t written;
+};
+/* Remembers an attachment's input total as it is freed. */
+void conn_memo_input(struct conn *c, const ptc_uuid *sid, uint64_t written);
+/* Takes back the total remembered for sid (0 if none). */
+uint64_t conn_recall_input(struct conn *c, const ptc_uuid *sid);
 
 struct conn *conn_new(struct relay *r, void *wsi, const char *peer);
 /* Called for each received chunk of a WebSocket message. Returns -1 to close now. */

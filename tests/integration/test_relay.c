@@ -103,6 +103,20 @@ Test(relay, input_is_echoed_and_acked)
     for (int i = 0; i < 100 && o.acked < 3; i++)
         h_out_step(c, &id, &o, 0);
     cr_assert_eq(o.acked, 3);
+    /* The count is per connection and session (PTC1): it goes on after a detach and re-attach. */
+    struct ptc_client_reply rep;
+    h_request_op(c, PTC_OP_DETACH, &id, &rep);
+    cr_assert(rep.r.ok);
+    ptc_client_reply_free(&rep);
+    struct ptc_request ra = {.op = PTC_OP_ATTACH, .has = PTC_HAS_OFFSET, .offset = o.next};
+    cr_assert_eq(h_call(c, &id, &ra, &rep), 0);
+    cr_assert(rep.r.ok);
+    ptc_client_reply_free(&rep);
+    cr_assert_eq(ptc_client_send_input(c, &id, "de", 2), 0);
+    h_out_until_text(c, &id, &o, "[ready]abcde");
+    for (int i = 0; i < 100 && o.acked < 5; i++)
+        h_out_step(c, &id, &o, 0);
+    cr_assert_eq(o.acked, 5, "ACK after re-attach: %llu", (unsigned long long)o.acked);
     free(o.data);
     h_close(c);
 }
