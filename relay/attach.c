@@ -144,25 +144,28 @@ size_t attach_fill(struct attach *a, struct ptc_buf *b, size_t budget)
         if (!allowed)
             break;
         size_t room = budget - sent < allowed ? budget - sent : (size_t)allowed;
-        if (a->cursor < ring_start(&s->ring) && s->relay->store) {
-            /* Behind the ring: replay from the log (committed, queued, or not yet handed over),
-             * one bounded read per fill. */
-            struct relay *r = s->relay;
+        if (a->cursor < ring_start(&s->ring)) {
+            /*
+             * Behind the ring: session_read replays the log (committed, queued, or not yet
+             * handed over) and, where the log has nothing, starts at the ring: then `at` is past
+             * the cursor and the OUTPUT offset shows the gap. One bounded read per fill keeps
+             * the loop responsive; once caught up with the ring, go on from it directly.
+             */
             uint64_t at;
             size_t want = room < RELAY_SCRATCH ? room : RELAY_SCRATCH;
-            long n = (long)session_read(s, a->cursor, r->scratch, want, &at);
-            if (n > 0 && at < ring_end(&s->ring)) {
-                if (at + (uint64_t)n > ring_end(&s->ring))
-                    n = (long)(ring_end(&s->ring) - at);
-                ptc_output_append(b, &s->id, at, r->scratch, (size_t)n);
-                a->cursor = at + (uint64_t)n;
-                sent += (size_t)n;
-                break; /* one log read per turn keeps the loop responsive */
+            size_t n = session_read(s, a->cursor, s->relay->scratch, want, &at);
+            if (!n)
+                break;
+            if (at > a->cursor) {
+                log_debug("%s: session=%.8s conn=%u gap of %llu bytes", __func__, s->idtext,
+                          a->conn->id, (unsigned long long)(at - a->cursor));
+                attach_skip(a, at);
             }
-            /* Not in the log either: jump to the ring; the offset shows the gap. */
-            log_debug("%s: session=%.8s conn=%u gap of %llu bytes", __func__, s->idtext, a->conn->id,
-                      (unsigned long long)(ring_start(&s->ring) - a->cursor));
-            attach_skip(a, ring_start(&s->ring));
+            ptc_output_append(b, &s->id, at, s->relay->scratch, n);
+            a->cursor = at + n;
+            sent += n;
+            if (a->cursor < ring_start(&s->ring))
+                break;
             continue;
         }
         size_t n;
@@ -170,11 +173,6 @@ size_t attach_fill(struct attach *a, struct ptc_buf *b, size_t budget)
         const uint8_t *p = ring_peek(&s->ring, a->cursor, &n, &at);
         if (!p || !n)
             break;
-        if (at > a->cursor) {
-            /* Behind the ring with no log to replay from. */
-            attach_skip(a, at);
-            continue;
-        }
         if (n > room)
             n = room;
         ptc_output_append(b, &s->id, at, p, n);

@@ -333,32 +333,40 @@ long conn_on_writable(struct conn *c, struct ptc_buf *b)
         }
         return -1;
     }
-    /* Round-robin over attachments with something due, a fair share each. */
+    /*
+     * Round-robin over attachments with something due, a fair share each. Whether an
+     * attachment is still due is learnt as it is filled, so each pass looks at each one once.
+     */
     size_t left = MSG_BUDGET;
-    for (int pass = 0; pass < 4 && left; pass++) {
-        unsigned npending = 0;
-        for (struct attach *a = c->attach_head; a; a = a->next_in_conn)
-            npending += attach_pending(a);
-        if (!npending)
-            break;
+    unsigned npending = 0;
+    for (struct attach *a = c->attach_head; a; a = a->next_in_conn)
+        npending += attach_pending(a);
+    for (int pass = 0; pass < 4 && npending && left; pass++) {
         size_t share = left / npending;
         if (share < SHARE_MIN)
             share = SHARE_MIN;
         struct attach *a = c->rr_next ? c->rr_next : c->attach_head;
-        for (unsigned i = 0; i < c->nattach && left; i++) {
+        struct attach *resume = NULL; /* the first one the budget did not reach */
+        unsigned still = 0;
+        for (unsigned i = 0; i < c->nattach; i++) {
             if (attach_pending(a)) {
-                size_t got = attach_fill(a, b, share < left ? share : left);
-                left -= got < left ? got : left;
+                if (left) {
+                    size_t got = attach_fill(a, b, share < left ? share : left);
+                    left -= got < left ? got : left;
+                    still += attach_pending(a);
+                } else {
+                    if (!resume)
+                        resume = a;
+                    still++;
+                }
             }
             a = a->next_in_conn ? a->next_in_conn : c->attach_head;
         }
-        c->rr_next = a;
+        c->rr_next = resume ? resume : a;
+        npending = still;
     }
-    for (struct attach *a = c->attach_head; a; a = a->next_in_conn)
-        if (attach_pending(a)) {
-            conn_want_write(c);
-            break;
-        }
+    if (npending)
+        conn_want_write(c);
     c->bytes_out += b->len;
     return (long)b->len;
 }

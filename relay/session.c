@@ -205,7 +205,7 @@ static void session_finalize(struct session *s)
 int session_on_readable(struct session *s)
 {
     size_t total = 0;
-    uint64_t first = s->ring.end;
+    bool finished = false;
     while (total < READ_BUDGET) {
         size_t want = 65536;
         uint8_t *dst = ring_reserve(&s->ring, &want);
@@ -225,24 +225,19 @@ int session_on_readable(struct session *s)
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
         /* EOF or EIO: every process holding the slave is gone and the master is drained. */
-        if (total)
-            attach_notify_output(s);
-        return -1;
+        finished = !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+        break;
     }
     if (total) {
-        uint64_t now = now_ms();
-        s->last_output = s->last_activity = now;
+        s->last_output = s->last_activity = now_ms();
         if (s->attention != PTC_ATT_ACTIVE) {
             s->attention = PTC_ATT_ACTIVE;
             session_changed(s);
         }
-        (void)first;
         attach_notify_output(s);
     }
-    return 0;
+    return finished ? -1 : 0;
 }
 
 /* The loop closed the master (HUP, or after we returned -1). */
