@@ -37,7 +37,7 @@ enum ptc_client_err {
 /* A readable name for a PTC_CLIENT_E* code (or, for others, ptc_strerror). Never NULL. */
 const char *ptc_client_strerror(int err);
 
-/* ---- URLs ------------------------------------------------------------------------------------ */
+/* ---- URLs (url.c) ---------------------------------------------------------------------------- */
 
 /*
  * A parsed relay address. Accepted forms: `ws://HOST[:PORT][/path]`, `wss://HOST[:PORT][/path]`
