@@ -514,4 +514,17 @@ bool ptc_str_eq(struct ptc_str v, const char *s);
 /* Copies a view into a new NUL-terminated string (malloc), NULL on ENOMEM. */
 char *ptc_str_dup(struct ptc_str v);
 
+/* ---- ansi.c: terminal output as plain text --------------------------------------------------- */
+
+/* A streaming ANSI escape stripper: state kept across chunks. Zero-initialise it. */
+struct ptc_ansi {
+    int st;
+};
+/*
+ * Writes the printable text of in[0..n) to out and returns its length (at most n): escape
+ * sequences (CSI, OSC/DCS/APC/PM/SOS, charset selections, two-byte ESC) are dropped, as are CR
+ * and C0 controls other than newline and tab. out may be in itself (in-place).
+ */
+size_t ptc_ansi_strip(struct ptc_ansi *a, const uint8_t *in, size_t n, uint8_t *out);
+
 #endif

@@ -183,9 +183,9 @@ static inline uint64_t ring_end(const struct ring *r) { return r->end; }
 
 /* ---- ansi.c: text for `wait` patterns ------------------------------------------------------- */
 
-/* A streaming ANSI escape stripper: keeps state across chunks. */
+/* The text window of a `wait`: libptc's stripper state plus the sliding buffer kept by callers. */
 struct ansi {
-    int st;
+    struct ptc_ansi p;
 };
 /*
  * Appends the printable text of in[0..n) to out (cap bytes, *len used), dropping escape sequences

@@ -37,7 +37,7 @@ static const char logs_help[] =
  * to *keep (when keep) or prints as it goes. *first gets the offset of the first byte returned.
  */
 static int read_range(struct ptcat *p, const ptc_uuid *id, uint64_t from, uint64_t to,
-                      struct out_buf *keep, struct strip *strip, uint64_t *first, uint64_t *next)
+                      struct out_buf *keep, struct ptc_ansi *strip, uint64_t *first, uint64_t *next)
 {
     uint64_t off = from;
     bool started = false;
@@ -76,7 +76,7 @@ static int read_range(struct ptcat *p, const ptc_uuid *id, uint64_t from, uint64
                     ptc_client_reply_free(&rep);
                     return PTCAT_UNMET;
                 }
-                size_t m = strip_feed(strip, d, n, buf);
+                size_t m = ptc_ansi_strip(strip, d, n, buf);
                 wr = out_write(1, buf, m);
                 free(buf);
             } else {
@@ -100,7 +100,7 @@ static int read_range(struct ptcat *p, const ptc_uuid *id, uint64_t from, uint64
 
 /* Prints the last `lines` lines of [start, end), reading back in growing windows. */
 static int print_tail(struct ptcat *p, const ptc_uuid *id, uint64_t start, uint64_t end,
-                      uint64_t lines, struct strip *strip, uint64_t *next)
+                      uint64_t lines, struct ptc_ansi *strip, uint64_t *next)
 {
     uint64_t win = 64 * 1024;
     for (;;) {
@@ -136,7 +136,7 @@ static int print_tail(struct ptcat *p, const ptc_uuid *id, uint64_t start, uint6
             size_t n = b.n - pos;
             int wr;
             if (strip) {
-                size_t m = strip_feed(strip, d, n, b.p + pos);
+                size_t m = ptc_ansi_strip(strip, d, n, b.p + pos);
                 wr = out_write(1, b.p + pos, m);
             } else {
                 wr = out_write(1, d, n);
@@ -187,7 +187,7 @@ static void join_prompt_arg(int argc, char **argv)
 }
 
 static int wait_prompt(struct ptcat *p, const ptc_uuid *id, uint64_t since, const char *re,
-                       uint64_t idle_ms, uint64_t timeout_ms, struct strip *strip)
+                       uint64_t idle_ms, uint64_t timeout_ms, struct ptc_ansi *strip)
 {
     struct ptc_request rq = {.op = PTC_OP_WAIT, .has = PTC_HAS_UNTIL};
     if (re) {
@@ -231,7 +231,7 @@ static int wait_prompt(struct ptcat *p, const ptc_uuid *id, uint64_t since, cons
  * match is printed.
  */
 static int wait_prompt_from(struct ptcat *p, const ptc_uuid *id, uint64_t since, const char *re,
-                            uint64_t timeout_ms, struct strip *strip)
+                            uint64_t timeout_ms, struct ptc_ansi *strip)
 {
     regex_t rx;
     int e = regcomp(&rx, re, REG_EXTENDED | REG_NEWLINE | REG_NOSUB);
@@ -256,7 +256,7 @@ static int wait_prompt_from(struct ptcat *p, const ptc_uuid *id, uint64_t since,
         ptcat_err("%llu bytes after offset %llu are no longer kept",
                   (unsigned long long)(next - since), (unsigned long long)since);
     struct out_buf raw = {0};
-    struct strip tstrip = {0};
+    struct ptc_ansi tstrip = {0};
     char text[16384];
     size_t tlen = 0;
     bool matched = false;
@@ -306,7 +306,7 @@ static int wait_prompt_from(struct ptcat *p, const ptc_uuid *id, uint64_t since,
                     memmove(text, text + tlen - keep, keep);
                     tlen = keep;
                 }
-                tlen += strip_feed(&tstrip, d + k, piece, (uint8_t *)text + tlen);
+                tlen += ptc_ansi_strip(&tstrip, d + k, piece, (uint8_t *)text + tlen);
                 k += piece;
             }
             text[tlen] = 0;
@@ -322,7 +322,7 @@ static int wait_prompt_from(struct ptcat *p, const ptc_uuid *id, uint64_t since,
     int wr = 0;
     if (raw.n) {
         if (strip) {
-            size_t m = strip_feed(strip, raw.p, raw.n, raw.p);
+            size_t m = ptc_ansi_strip(strip, raw.p, raw.n, raw.p);
             wr = out_write(1, raw.p, m);
         } else {
             wr = out_write(1, raw.p, raw.n);
@@ -416,8 +416,8 @@ int cmd_logs(struct ptcat *p, int argc, char **argv)
     ptc_client_reply_free(&rep);
     if (rc)
         return rc;
-    struct strip st = {0};
-    struct strip *sp = strip ? &st : NULL;
+    struct ptc_ansi st = {0};
+    struct ptc_ansi *sp = strip ? &st : NULL;
     if (prompt && re && have_from)
         return wait_prompt_from(p, &id, from, re, timeout_ms, sp);
     if (prompt)

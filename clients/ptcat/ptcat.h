@@ -111,15 +111,6 @@ struct out_buf {
 /* Appends d[0..n) to b, growing it. 0, or -1 when out of memory (b is unchanged then). */
 int out_buf_add(struct out_buf *b, const void *d, size_t n);
 
-/* ---- strip.c: ANSI escapes out of output ---------------------------------------------------- */
-
-/* State that survives chunk boundaries. Zero-initialize. */
-struct strip {
-    int st;
-};
-/* Writes the text of in[0..n) to out (at most n bytes) and returns its length. Drops escape
- * sequences, CR and C0 controls other than newline and tab. */
-size_t strip_feed(struct strip *s, const uint8_t *in, size_t n, uint8_t *out);
 
 /* ---- jsonout.c: JSON for scripts ------------------------------------------------------------ */
 

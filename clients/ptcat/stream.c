@@ -53,7 +53,7 @@ struct stream {
     bool detaching;    /* the detach key was typed: waiting for the REPLY */
     bool done;
     int rc;
-    struct strip strip;
+    struct ptc_ansi strip;
 };
 
 static void on_stdin(struct ptc_client_fd *f, int fd, void *arg);
@@ -104,7 +104,7 @@ static int print_bytes(struct stream *s, const uint8_t *d, size_t n)
     uint8_t buf[4096];
     while (n) {
         size_t k = n < sizeof buf ? n : sizeof buf;
-        size_t m = strip_feed(&s->strip, d, k, buf);
+        size_t m = ptc_ansi_strip(&s->strip, d, k, buf);
         int rc = out_write(1, buf, m);
         if (rc < 0)
             return rc;

@@ -67,3 +67,23 @@ Test(ansi, window_slides_and_keeps_the_newest_text)
     cr_assert(strstr(out, "099 ") != NULL, "newest text kept: %s", out);
     cr_assert(strstr(out, "000 ") == NULL, "oldest text dropped: %s", out);
 }
+
+Test(ansi, libptc_stripper_works_in_place)
+{
+    char buf[] = "\x1b[32mok\x1b[0m\r\n";
+    struct ptc_ansi a = {0};
+    size_t m = ptc_ansi_strip(&a, (uint8_t *)buf, strlen(buf), (uint8_t *)buf);
+    cr_assert_eq(m, 3);
+    cr_assert_eq(memcmp(buf, "ok\n", 3), 0);
+}
+
+Test(ansi, a_chunk_larger_than_the_window_keeps_its_tail)
+{
+    char out[16];
+    size_t len = 0;
+    struct ansi a = {0};
+    const char *in = "0123456789abcdefghijklmnopqrstuvwxyz";
+    ansi_strip(&a, (const uint8_t *)in, strlen(in), out, sizeof out, &len);
+    cr_assert_eq(len, sizeof out - 1);
+    cr_assert_str_eq(out, "lmnopqrstuvwxyz");
+}
