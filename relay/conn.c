@@ -290,13 +290,12 @@ int conn_on_receive(struct conn *c, const void *p, size_t n, bool binary, bool f
 static void take_ctl(struct conn *c, struct ptc_buf *b, size_t budget)
 {
     size_t off = 0;
-    while (off + PTC_HDR_LEN <= c->ctl.len) {
-        const uint8_t *h = c->ctl.data + off;
-        size_t flen = PTC_HDR_LEN + ((size_t)h[17] | (size_t)h[18] << 8 | (size_t)h[19] << 16 |
-                                     (size_t)h[20] << 24);
-        if (off && off + flen > budget)
+    struct ptc_frame f;
+    long flen;
+    while ((flen = ptc_frame_decode(c->ctl.data + off, c->ctl.len - off, UINT32_MAX, &f)) > 0) {
+        if (off && off + (size_t)flen > budget)
             break;
-        off += flen;
+        off += (size_t)flen;
     }
     ptc_buf_append(b, c->ctl.data, off);
     memmove(c->ctl.data, c->ctl.data + off, c->ctl.len - off);
