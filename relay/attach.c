@@ -91,6 +91,13 @@ static uint64_t attach_allowed(const struct attach *a)
     return avail;
 }
 
+/* A STATE is due; one that reports the end waits until the last byte has been sent. */
+static bool state_due(const struct attach *a)
+{
+    const struct session *s = a->session;
+    return a->state_pending && (!ptc_state_is_ended(s->state) || a->cursor >= ring_end(&s->ring));
+}
+
 /* Records input received since the last record, as a byte count (never the bytes). */
 void attach_audit_input(struct attach *a)
 {
@@ -104,9 +111,8 @@ void attach_audit_input(struct attach *a)
 /* Whether anything is due for this attachment. */
 bool attach_pending(const struct attach *a)
 {
-    bool state_due = a->state_pending && (!ptc_state_is_ended(a->session->state) ||
-                                          a->cursor >= ring_end(&a->session->ring));
-    return a->resize_pending || state_due || a->in_written != a->in_acked || attach_allowed(a) > 0;
+    return a->resize_pending || state_due(a) || a->in_written != a->in_acked ||
+           attach_allowed(a) > 0;
 }
 
 /* Whether output waits that no window holds back (what a stall is measured on). */
@@ -180,7 +186,7 @@ size_t attach_fill(struct attach *a, struct ptc_buf *b, size_t budget)
         sent += n;
     }
     /* The STATE that reports the end comes after the OUTPUT with the last byte. */
-    if (a->state_pending && (!ptc_state_is_ended(s->state) || a->cursor >= ring_end(&s->ring))) {
+    if (state_due(a)) {
         struct ptc_statemsg m;
         session_fill_state(s, &m);
         long mark = ptc_frame_open(b, PTC_STATE, &s->id);

@@ -160,6 +160,18 @@ static void resume_senders(struct session *s)
         }
 }
 
+/* Frees the input queue: what the program never read is lost with it. */
+static void drop_input(struct session *s)
+{
+    while (s->in_head) {
+        struct input_chunk *c = s->in_head;
+        s->in_head = c->next;
+        free(c);
+    }
+    s->in_tail = NULL;
+    s->in_bytes = 0;
+}
+
 static void session_finalize(struct session *s)
 {
     if (ptc_state_is_ended(s->state))
@@ -182,13 +194,7 @@ static void session_finalize(struct session *s)
                  (unsigned long long)s->ring.end);
     /* Input that never reached the program is dropped; whoever was paused on it reads again. */
     bool had_full = !session_input_has_room(s);
-    while (s->in_head) {
-        struct input_chunk *c = s->in_head;
-        s->in_head = c->next;
-        free(c);
-    }
-    s->in_tail = NULL;
-    s->in_bytes = 0;
+    drop_input(s);
     if (had_full)
         resume_senders(s);
     session_flush_log(s);
@@ -294,13 +300,7 @@ void session_on_writable(struct session *s)
             }
             /* EIO: the program is gone; what it did not read is lost with it. */
             log_debug("%s: session=%.8s write: %s", __func__, s->idtext, strerror(errno));
-            while (s->in_head) {
-                c = s->in_head;
-                s->in_head = c->next;
-                free(c);
-            }
-            s->in_tail = NULL;
-            s->in_bytes = 0;
+            drop_input(s);
             break;
         }
         c->pos += (size_t)n;
@@ -517,11 +517,7 @@ void session_free(struct session *s)
     if (s->pid > 0 && !s->reaped)
         pty_signal(s->pid, SIGKILL);
     pty_proc_release_slave(&s->proc);
-    while (s->in_head) {
-        struct input_chunk *c = s->in_head;
-        s->in_head = c->next;
-        free(c);
-    }
+    drop_input(s);
     for (int i = 0; i < s->argc; i++)
         free(s->argv[i]);
     free(s->argv);
