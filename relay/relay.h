@@ -401,7 +401,7 @@ struct attach {
     uint64_t window; /* 0 = none */
     uint64_t acked;  /* client's ACK */
     uint64_t in_written, in_acked; /* input bytes written to the PTY, and last ACK sent */
-    bool state_pending, resize_pending, live; /* live: REPLY sent, output may flow */
+    bool state_pending, resize_pending;
     uint64_t in_total, in_audited; /* input bytes received, and how many the audit trail has */
 };
 
