@@ -1,28 +1,24 @@
 /*
  * msg.c: the msgpack half of libptc (REQUEST, REPLY, STATE and EVENT payloads).
  *
- * It owns the name tables of ops, states, attention levels, modes, wait conditions, error codes and
- * signals; the structural pre-scan of untrusted msgpack (ptc_msg_scan), which runs before msgpack-c
- * ever sees the bytes so that a forged container count cannot make the unpacker allocate; and the
- * strict builders and parsers of every message of PTC1. Parsed strings are views into the caller's
- * buffer (msgpack-c's STR/BIN objects point into it); only argv/env/info arrays are allocated, and
- * the matching *_free functions release them. Builders write through a msgpack_packer whose write
- * callback appends to a struct ptc_buf, always emit the same keys in the same order (the order of
- * PTC1's tables) and use msgpack-c's smallest encodings, so their output is deterministic. This is
- * the only file of the project that includes msgpack.h.
+ * It owns the op table (each op's name, arguments and results) and the strict builders and parsers
+ * of every message of PTC1. Every parser runs the structural pre-scan of scan.c before msgpack-c
+ * sees the bytes, so that a forged container count cannot make the unpacker allocate; the wire
+ * names of states, modes, codes and signals come from names.c. Parsed strings are views into the
+ * caller's buffer (msgpack-c's STR/BIN objects point into it); only argv/env/info arrays are
+ * allocated, and the matching *_free functions release them. Builders write through a
+ * msgpack_packer whose write callback appends to a struct ptc_buf, always emit the same keys in the
+ * same order (the order of PTC1's tables) and use msgpack-c's smallest encodings, so their output
+ * is deterministic. This is the only file of the project that includes msgpack.h.
  */
 #include "ptc.h"
 
 #include <limits.h>
 #include <msgpack.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* msgpack-c's unpacker keeps a fixed stack of this many open containers and fails beyond it. */
-#define MP_STACK_MAX 32
 
 const struct ptc_limits ptc_limits_default = {
     .max_depth = 8,
@@ -32,524 +28,6 @@ const struct ptc_limits ptc_limits_default = {
     .max_env = 256,
     .max_arg_len = 4096,
 };
-
-/* ---- name tables ----------------------------------------------------------------------------- */
-
-static int name_find(const char *const *tab, int count, const char *s, size_t n)
-{
-    if (!s && n)
-        return PTC_EINVAL;
-    for (int i = 0; i < count; i++)
-        if (tab[i] && strlen(tab[i]) == n && memcmp(tab[i], s, n) == 0)
-            return i;
-    return PTC_EINVAL;
-}
-
-static const char *const state_names[PTC_ST__COUNT] = {
-    "starting", "running", "suspended", "exited", "killed", "failed", "lost",
-};
-static const char *const attention_names[PTC_ATT__COUNT] = {"active", "idle", "attention"};
-static const char *const mode_names[] = {NULL, "interactive", "view"};
-static const char *const until_names[] = {"exit", "idle", "match"};
-static const char *const code_names[PTC_C__COUNT] = {
-    "bad_request", "unauthorized", "forbidden",           "no_such_session", "not_attached",
-    "gone",        "limit",        "unsupported_version", "internal",
-};
-/* The `scope` of a hello reply, indexed by enum ptc_mode. */
-static const char *const scope_names[] = {NULL, "control", "view"};
-
-/* The name of a state, or "unknown". */
-const char *ptc_state_name(int st)
-{
-    return st >= 0 && st < PTC_ST__COUNT ? state_names[st] : "unknown";
-}
-
-/* Looks a state up by name: PTC_ST_* or PTC_EINVAL. */
-int ptc_state_from_name(const char *s, size_t n)
-{
-    return name_find(state_names, PTC_ST__COUNT, s, n);
-}
-
-/* True for exited, killed, failed and lost. */
-bool ptc_state_is_ended(int st)
-{
-    return st == PTC_ST_EXITED || st == PTC_ST_KILLED || st == PTC_ST_FAILED || st == PTC_ST_LOST;
-}
-
-/* The name of an attention level, or "unknown". */
-const char *ptc_attention_name(int a)
-{
-    return a >= 0 && a < PTC_ATT__COUNT ? attention_names[a] : "unknown";
-}
-
-/* Looks an attention level up by name: PTC_ATT_* or PTC_EINVAL. */
-int ptc_attention_from_name(const char *s, size_t n)
-{
-    return name_find(attention_names, PTC_ATT__COUNT, s, n);
-}
-
-/* "interactive", "view", or "" for PTC_MODE_NONE and anything else. */
-const char *ptc_mode_name(int m)
-{
-    return m == PTC_MODE_INTERACTIVE || m == PTC_MODE_VIEW ? mode_names[m] : "";
-}
-
-/* Looks a mode up by name: PTC_MODE_INTERACTIVE, PTC_MODE_VIEW or PTC_EINVAL. */
-int ptc_mode_from_name(const char *s, size_t n)
-{
-    return name_find(mode_names, 3, s, n);
-}
-
-/* The name of a wait condition, or "unknown". */
-const char *ptc_until_name(int u)
-{
-    return u >= 0 && u < 3 ? until_names[u] : "unknown";
-}
-
-/* Looks a wait condition up by name: PTC_UNTIL_* or PTC_EINVAL. */
-int ptc_until_from_name(const char *s, size_t n)
-{
-    return name_find(until_names, 3, s, n);
-}
-
-/* The wire name of an error code, or "internal" for a value out of range. */
-const char *ptc_code_name(int c)
-{
-    return c >= 0 && c < PTC_C__COUNT ? code_names[c] : "internal";
-}
-
-/* Looks an error code up by name: PTC_C_* or PTC_EINVAL. */
-int ptc_code_from_name(const char *s, size_t n)
-{
-    return name_find(code_names, PTC_C__COUNT, s, n);
-}
-
-/* ---- signals --------------------------------------------------------------------------------- */
-
-struct signame {
-    int signo;
-    const char *name;
-    bool op; /* accepted by the `signal` op */
-};
-
-static const struct signame signames[] = {
-    {SIGHUP, "HUP", true},        {SIGINT, "INT", true},    {SIGQUIT, "QUIT", true},
-    {SIGILL, "ILL", false},       {SIGTRAP, "TRAP", false}, {SIGABRT, "ABRT", false},
-    {SIGBUS, "BUS", false},       {SIGFPE, "FPE", false},   {SIGKILL, "KILL", true},
-    {SIGUSR1, "USR1", true},      {SIGSEGV, "SEGV", false}, {SIGUSR2, "USR2", true},
-    {SIGPIPE, "PIPE", false},     {SIGALRM, "ALRM", false}, {SIGTERM, "TERM", true},
-#ifdef SIGSTKFLT
-    {SIGSTKFLT, "STKFLT", false},
-#endif
-    {SIGCHLD, "CHLD", false},     {SIGCONT, "CONT", true},  {SIGSTOP, "STOP", true},
-    {SIGTSTP, "TSTP", false},     {SIGTTIN, "TTIN", false}, {SIGTTOU, "TTOU", false},
-    {SIGURG, "URG", false},       {SIGXCPU, "XCPU", false}, {SIGXFSZ, "XFSZ", false},
-    {SIGVTALRM, "VTALRM", false}, {SIGPROF, "PROF", false}, {SIGWINCH, "WINCH", true},
-#ifdef SIGIO
-    {SIGIO, "IO", false},
-#endif
-#ifdef SIGPWR
-    {SIGPWR, "PWR", false},
-#endif
-    {SIGSYS, "SYS", false},
-};
-#define NSIGNAMES (sizeof(signames) / sizeof(signames[0]))
-
-static const struct signame *signame_find(const char *s, size_t n)
-{
-    if (!s)
-        return NULL;
-    for (size_t i = 0; i < NSIGNAMES; i++)
-        if (strlen(signames[i].name) == n && memcmp(signames[i].name, s, n) == 0)
-            return &signames[i];
-    return NULL;
-}
-
-/* Signal number for a name of the `signal` op's set, or PTC_EINVAL. */
-int ptc_signal_from_name(const char *s, size_t n)
-{
-    const struct signame *sn = signame_find(s, n);
-    return sn && sn->op ? sn->signo : PTC_EINVAL;
-}
-
-/* The name of any signal number, or its decimal form in tmp when it has none. */
-const char *ptc_signal_name(int signo, char tmp[16])
-{
-    for (size_t i = 0; i < NSIGNAMES; i++)
-        if (signames[i].signo == signo)
-            return signames[i].name;
-    if (!tmp)
-        return "?";
-    snprintf(tmp, 16, "%d", signo);
-    return tmp;
-}
-
-/* The inverse of ptc_signal_name: any name of the table or a decimal number. 0 or PTC_EINVAL. */
-static int signal_from_any_name(const char *s, size_t n, int *signo)
-{
-    const struct signame *sn = signame_find(s, n);
-    if (sn) {
-        *signo = sn->signo;
-        return 0;
-    }
-    size_t i = 0;
-    bool neg = false;
-    if (n > 0 && s[0] == '-') {
-        neg = true;
-        i = 1;
-    }
-    if (i == n || n - i > 10)
-        return PTC_EINVAL;
-    long long v = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return PTC_EINVAL;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (neg)
-        v = -v;
-    if (v < INT_MIN || v > INT_MAX)
-        return PTC_EINVAL;
-    *signo = (int)v;
-    return 0;
-}
-
-/* ---- string views ---------------------------------------------------------------------------- */
-
-/* True if the view equals the C string (a NULL string equals the empty view). */
-bool ptc_str_eq(struct ptc_str v, const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    return v.n == n && (n == 0 || memcmp(v.p, s, n) == 0);
-}
-
-/* A malloc'd NUL-terminated copy of the view. */
-char *ptc_str_dup(struct ptc_str v)
-{
-    char *s = malloc(v.n + 1);
-    if (!s)
-        return NULL;
-    if (v.n)
-        memcpy(s, v.p, v.n);
-    s[v.n] = '\0';
-    return s;
-}
-
-/* ---- structural pre-scan --------------------------------------------------------------------- */
-
-enum mp_kind { MP_SCALAR, MP_STR, MP_BIN, MP_EXT, MP_ARRAY, MP_MAP };
-
-/* One msgpack header: for scalars the whole value, for str/bin/ext the part before the body. */
-struct mp_head {
-    enum mp_kind kind;
-    uint64_t n;    /* str/bin/ext: data length; array: elements; map: pairs */
-    uint64_t body; /* str/bin/ext: bytes that follow the header (ext: type byte + data) */
-    bool is_uint;  /* a scalar integer >= 0 (msgpack-c gives it POSITIVE_INTEGER) */
-    uint64_t u;
-};
-
-static uint64_t be_read(const uint8_t *p, unsigned w)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < w; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* Reads the header at *pp and moves *pp past it. 0, or PTC_EMSGPACK (truncated, 0xc1). */
-static int mp_head_read(const uint8_t **pp, const uint8_t *end, struct mp_head *h)
-{
-    const uint8_t *p = *pp;
-    if (p >= end)
-        return PTC_EMSGPACK;
-    uint8_t c = *p++;
-    size_t avail = (size_t)(end - p);
-    unsigned w = 0; /* width of the length or value field after the type byte */
-    memset(h, 0, sizeof(*h));
-    h->kind = MP_SCALAR;
-
-    if (c <= 0x7f) {
-        h->is_uint = true;
-        h->u = c;
-    } else if (c <= 0x8f) {
-        h->kind = MP_MAP;
-        h->n = c & 0x0f;
-    } else if (c <= 0x9f) {
-        h->kind = MP_ARRAY;
-        h->n = c & 0x0f;
-    } else if (c <= 0xbf) {
-        h->kind = MP_STR;
-        h->n = h->body = c & 0x1f;
-    } else if (c >= 0xe0) {
-        /* negative fixint */
-    } else {
-        switch (c) {
-        case 0xc0:
-        case 0xc2:
-        case 0xc3:
-            break;
-        case 0xc4 ... 0xc6:
-            h->kind = MP_BIN;
-            w = 1u << (c - 0xc4);
-            break;
-        case 0xc7 ... 0xc9:
-            h->kind = MP_EXT;
-            w = 1u << (c - 0xc7);
-            break;
-        case 0xca:
-            w = 4;
-            break;
-        case 0xcb:
-            w = 8;
-            break;
-        case 0xcc ... 0xcf:
-            w = 1u << (c - 0xcc);
-            if (avail < w)
-                return PTC_EMSGPACK;
-            h->is_uint = true;
-            h->u = be_read(p, w);
-            break;
-        case 0xd0 ... 0xd3:
-            w = 1u << (c - 0xd0);
-            if (avail < w)
-                return PTC_EMSGPACK;
-            if (!(p[0] & 0x80)) { /* a non-negative signed value */
-                h->is_uint = true;
-                h->u = be_read(p, w);
-            }
-            break;
-        case 0xd4 ... 0xd8:
-            h->kind = MP_EXT;
-            h->n = 1u << (c - 0xd4);
-            h->body = h->n + 1;
-            break;
-        case 0xd9 ... 0xdb:
-            h->kind = MP_STR;
-            w = 1u << (c - 0xd9);
-            break;
-        case 0xdc:
-        case 0xdd:
-            h->kind = MP_ARRAY;
-            w = c == 0xdc ? 2 : 4;
-            break;
-        case 0xde:
-        case 0xdf:
-            h->kind = MP_MAP;
-            w = c == 0xde ? 2 : 4;
-            break;
-        default: /* 0xc1, never used */
-            return PTC_EMSGPACK;
-        }
-    }
-    if (avail < w)
-        return PTC_EMSGPACK;
-    if (w && h->kind != MP_SCALAR) {
-        h->n = be_read(p, w);
-        h->body = h->n + (h->kind == MP_EXT ? 1 : 0);
-        if (h->kind == MP_EXT && avail < (size_t)w + 1)
-            return PTC_EMSGPACK;
-    }
-    *pp = p + w;
-    return 0;
-}
-
-/* Copies at most 40 bytes of s into out as printable ASCII ('?' for anything else). */
-static void printable(char out[44], const char *s, size_t n)
-{
-    size_t k = n > 40 ? 40 : n;
-    for (size_t i = 0; i < k; i++)
-        out[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-    if (n > k) {
-        memcpy(out + k, "...", 3);
-        k += 3;
-    }
-    out[k] = '\0';
-}
-
-static void msg_set(char *msg, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void msg_set(char *msg, size_t cap, const char *fmt, ...)
-{
-    if (!msg || !cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, cap, fmt, ap);
-    va_end(ap);
-}
-
-/*
- * The pre-scan. Walks the object iteratively with one counter of elements left per open container,
- * so the work is linear in the input and nothing is allocated. The key of the top-level map being
- * walked is kept so that a limit error can name it ("token: ...").
- */
-static int scan(const uint8_t *buf, size_t n, const struct ptc_limits *lim, char *msg, size_t cap)
-{
-    const uint8_t *p = buf, *end = buf + n;
-    uint64_t left[MP_STACK_MAX + 1];
-    bool is_map[MP_STACK_MAX + 1];
-    uint32_t maxd = lim->max_depth < MP_STACK_MAX ? lim->max_depth : MP_STACK_MAX;
-    uint64_t items = 0;
-    unsigned d = 0;
-    char where[48] = "payload";
-    const uint8_t *key = NULL;
-    size_t keylen = 0;
-
-    if (!buf && n)
-        return PTC_EINVAL;
-    left[0] = 1;
-    is_map[0] = false;
-    for (;;) {
-        while (d > 0 && left[d] == 0)
-            d--;
-        if (d == 0 && left[0] == 0)
-            break;
-        /* a key of the top-level map: remember it for messages */
-        bool at_key = d == 1 && is_map[1] && left[1] % 2 == 0;
-        left[d]--;
-
-        struct mp_head h;
-        const uint8_t *start = p;
-        if (mp_head_read(&p, end, &h) < 0) {
-            msg_set(msg, cap, "payload: invalid or truncated msgpack at byte %zu",
-                    (size_t)(start - buf));
-            return PTC_EMSGPACK;
-        }
-        size_t remain = (size_t)(end - p);
-        switch (h.kind) {
-        case MP_SCALAR:
-            break;
-        case MP_STR:
-        case MP_BIN:
-        case MP_EXT:
-            if (h.body > remain) {
-                msg_set(msg, cap, "payload: truncated msgpack at byte %zu", (size_t)(start - buf));
-                return PTC_EMSGPACK;
-            }
-            if (h.n > lim->max_str) {
-                msg_set(msg, cap, "%s: %s of %llu bytes over the limit of %u", where,
-                        h.kind == MP_STR ? "string" : "binary", (unsigned long long)h.n,
-                        (unsigned)lim->max_str);
-                return PTC_ELIMIT;
-            }
-            if (at_key && h.kind == MP_STR) {
-                key = p;
-                keylen = (size_t)h.n;
-            }
-            p += h.body;
-            break;
-        case MP_ARRAY:
-        case MP_MAP: {
-            /* every element takes at least one byte: a count beyond that is forged */
-            uint64_t elems = h.kind == MP_MAP ? h.n * 2 : h.n;
-            if (elems > remain) {
-                msg_set(msg, cap, "%s: container count %llu larger than the bytes left", where,
-                        (unsigned long long)h.n);
-                return PTC_EMSGPACK;
-            }
-            if (d + 1 > maxd) {
-                msg_set(msg, cap, "%s: nesting deeper than %u", where, (unsigned)maxd);
-                return PTC_ELIMIT;
-            }
-            items += h.n;
-            if (items > lim->max_items) {
-                msg_set(msg, cap, "%s: more than %u items in the message", where,
-                        (unsigned)lim->max_items);
-                return PTC_ELIMIT;
-            }
-            if (elems) {
-                d++;
-                left[d] = elems;
-                is_map[d] = h.kind == MP_MAP;
-            }
-            break;
-        }
-        }
-        if (at_key) {
-            if (key && h.kind == MP_STR)
-                printable(where, (const char *)key, keylen);
-            else
-                strcpy(where, "payload");
-        }
-    }
-    if (p != end) {
-        msg_set(msg, cap, "payload: %zu trailing bytes after the message", (size_t)(end - p));
-        return PTC_EMSGPACK;
-    }
-    return 0;
-}
-
-/* Structural pre-scan of untrusted msgpack; see ptc.h. */
-int ptc_msg_scan(const uint8_t *buf, size_t n, const struct ptc_limits *lim)
-{
-    return scan(buf, n, lim ? lim : &ptc_limits_default, NULL, 0);
-}
-
-/* Skips one whole object at *pp without limits (bounded by the input). 0 or PTC_EMSGPACK. */
-static int mp_skip(const uint8_t **pp, const uint8_t *end)
-{
-    uint64_t pending = 1;
-    while (pending) {
-        struct mp_head h;
-        pending--;
-        if (mp_head_read(pp, end, &h) < 0)
-            return PTC_EMSGPACK;
-        uint64_t remain = (uint64_t)(end - *pp);
-        if (h.kind == MP_STR || h.kind == MP_BIN || h.kind == MP_EXT) {
-            if (h.body > remain)
-                return PTC_EMSGPACK;
-            *pp += h.body;
-        } else if (h.kind == MP_ARRAY || h.kind == MP_MAP) {
-            uint64_t elems = h.kind == MP_MAP ? h.n * 2 : h.n;
-            if (elems > remain)
-                return PTC_EMSGPACK;
-            pending += elems;
-        }
-    }
-    return 0;
-}
-
-/*
- * Finds the unsigned `id` of a top-level map by walking the bytes only. 0, PTC_EMSGPACK (not a map,
- * malformed before the id), PTC_EMISSING or PTC_ETYPE.
- */
-static int peek_id(const uint8_t *buf, size_t n, uint64_t *id)
-{
-    const uint8_t *p = buf, *end = buf + n;
-    struct mp_head h;
-    if (!buf || mp_head_read(&p, end, &h) < 0 || h.kind != MP_MAP)
-        return PTC_EMSGPACK;
-    for (uint64_t i = 0; i < h.n; i++) {
-        const uint8_t *k = p;
-        struct mp_head kh;
-        if (mp_head_read(&p, end, &kh) < 0)
-            return PTC_EMSGPACK;
-        if (kh.kind == MP_STR && kh.n == 2 && (size_t)(end - p) >= 2 && memcmp(p, "id", 2) == 0) {
-            p += 2;
-            struct mp_head vh;
-            if (mp_head_read(&p, end, &vh) < 0)
-                return PTC_EMSGPACK;
-            if (!vh.is_uint)
-                return PTC_ETYPE;
-            *id = vh.u;
-            return 0;
-        }
-        p = k;
-        if (mp_skip(&p, end) < 0 || mp_skip(&p, end) < 0)
-            return PTC_EMSGPACK;
-    }
-    return PTC_EMISSING;
-}
-
-/* Reads only the `id` of a REPLY payload. 0, PTC_EMSGPACK, PTC_EMISSING or PTC_ETYPE. */
-int ptc_reply_peek_id(const uint8_t *buf, size_t n, uint64_t *id)
-{
-    uint64_t v;
-    int rc = peek_id(buf, n, &v);
-    if (rc == 0 && id)
-        *id = v;
-    return rc;
-}
 
 /* ---- reading msgpack objects ----------------------------------------------------------------- */
 
@@ -703,11 +181,6 @@ static int get_name(struct pctx *c, const char *key, bool req, int (*lookup)(con
     return 1;
 }
 
-static int scope_from_name(const char *s, size_t n)
-{
-    return name_find(scope_names, 3, s, n);
-}
-
 static int signal_op_from_name(const char *s, size_t n)
 {
     return ptc_signal_from_name(s, n);
@@ -720,7 +193,8 @@ static int get_signo(struct pctx *c, const char *key, int *out)
     int rc = want(c, key, false, &o);
     if (rc <= 0)
         return rc;
-    if (o->type != MSGPACK_OBJECT_STR || signal_from_any_name(o->via.str.ptr, o->via.str.size, out))
+    if (o->type != MSGPACK_OBJECT_STR ||
+        ptc_signal_from_any_name(o->via.str.ptr, o->via.str.size, out))
         return fail(c, PTC_ETYPE, "%s: expected a signal name such as \"TERM\"", key);
     return 1;
 }
@@ -782,7 +256,7 @@ static int unpack(const uint8_t *buf, size_t n, msgpack_unpacked *up, struct pct
 /* Scan, then unpack into a map. */
 static int open_map(const uint8_t *buf, size_t n, msgpack_unpacked *up, struct pctx *c)
 {
-    int rc = scan(buf, n, c->lim, c->err->message, sizeof(c->err->message));
+    int rc = ptc_msg_scan_why(buf, n, c->lim, c->err->message, sizeof(c->err->message));
     if (rc < 0)
         return rc;
     return unpack(buf, n, up, c);
@@ -863,12 +337,13 @@ static int pk_map(msgpack_packer *pk, size_t n)
     return 0;
 }
 
-/* A name from a table for a value that must be valid, else PTC_EINVAL. */
-static int pk_name(msgpack_packer *pk, const char *const *tab, int count, int v)
+/* The name of an enum value in [0, count) that has one (name(v) not ""), else PTC_EINVAL. */
+static int pk_name(msgpack_packer *pk, const char *(*name)(int), int count, int v)
 {
-    if (v < 0 || v >= count || !tab[v])
+    const char *s = v >= 0 && v < count ? name(v) : "";
+    if (!*s)
         return PTC_EINVAL;
-    return pk_cstr(pk, tab[v]);
+    return pk_cstr(pk, s);
 }
 
 /* Runs a builder into b; on any failure b is left as it was. */
@@ -911,7 +386,7 @@ static int info_pack(msgpack_packer *pk, const struct ptc_info *in)
     TRY(pk_cstr(pk, "pid"));
     TRY(in->has & PTC_HAS_PID ? pk_u64(pk, in->pid) : pk_nil(pk));
     TRY(pk_cstr(pk, "state"));
-    TRY(pk_name(pk, state_names, PTC_ST__COUNT, in->state));
+    TRY(pk_name(pk, ptc_state_name, PTC_ST__COUNT, in->state));
     TRY(pk_cstr(pk, "exit_code"));
     if (in->has & PTC_HAS_EXIT_CODE)
         PK(msgpack_pack_int(pk, in->exit_code));
@@ -934,7 +409,7 @@ static int info_pack(msgpack_packer *pk, const struct ptc_info *in)
     TRY(pk_cstr(pk, "clients"));
     PK(msgpack_pack_uint32(pk, in->clients));
     TRY(pk_cstr(pk, "attention"));
-    TRY(pk_name(pk, attention_names, PTC_ATT__COUNT, in->attention));
+    TRY(pk_name(pk, ptc_attention_name, PTC_ATT__COUNT, in->attention));
     return 0;
 }
 
@@ -1264,13 +739,13 @@ int ptc_request_parse(const uint8_t *buf, size_t n, const struct ptc_limits *lim
         lim = &ptc_limits_default;
 
     struct pctx c = {NULL, lim, err};
-    int rc = scan(buf, n, lim, err->message, sizeof(err->message));
+    int rc = ptc_msg_scan_why(buf, n, lim, err->message, sizeof(err->message));
     if (rc < 0) {
         /*
          * Malformed msgpack is a protocol error. A well-formed map that is only over a limit
          * gets a bad_request reply when its id can be read from the bytes.
          */
-        if (rc == PTC_ELIMIT && peek_id(buf, n, &err->id) == 0) {
+        if (rc == PTC_ELIMIT && ptc_msg_peek_id(buf, n, &err->id) == 0) {
             err->have_id = true;
             return rc;
         }
@@ -1304,7 +779,7 @@ int ptc_request_parse(const uint8_t *buf, size_t n, const struct ptc_limits *lim
     r->op = ptc_op_from_name(o->via.str.ptr, o->via.str.size);
     if (r->op == PTC_OP_UNKNOWN) {
         char shown[44];
-        printable(shown, o->via.str.ptr, o->via.str.size);
+        ptc_str_printable(shown, o->via.str.ptr, o->via.str.size);
         rc = fail(&c, PTC_EINVAL, "unknown op '%s'", shown);
         goto out;
     }
@@ -1365,9 +840,9 @@ static int arg_pack(msgpack_packer *pk, const struct argdef *a, const struct ptc
         }
         return 0;
     case ARG_MODE:
-        return pk_name(pk, mode_names, 3, *(const int *)(const void *)f);
+        return pk_name(pk, ptc_mode_name, 3, *(const int *)(const void *)f);
     case ARG_UNTIL:
-        return pk_name(pk, until_names, 3, *(const int *)(const void *)f);
+        return pk_name(pk, ptc_until_name, 3, *(const int *)(const void *)f);
     }
     return PTC_EINVAL;
 }
@@ -1421,9 +896,9 @@ static int res_pack(msgpack_packer *pk, const struct resdef *d, const struct ptc
     case RES_UUID:
         return pk_bin(pk, ((const ptc_uuid *)(const void *)f)->b, 16);
     case RES_STATE:
-        return pk_name(pk, state_names, PTC_ST__COUNT, *(const int *)(const void *)f);
+        return pk_name(pk, ptc_state_name, PTC_ST__COUNT, *(const int *)(const void *)f);
     case RES_SCOPE:
-        return pk_name(pk, scope_names, 3, *(const int *)(const void *)f);
+        return pk_name(pk, ptc_scope_name, 3, *(const int *)(const void *)f);
     case RES_INFO:
         return info_pack(pk, (const struct ptc_info *)(const void *)f);
     case RES_INFOS:
@@ -1449,7 +924,7 @@ static int reply_pack(msgpack_packer *pk, const void *arg)
         TRY(pk_cstr(pk, "ok"));
         TRY(pk_bool(pk, false));
         TRY(pk_cstr(pk, "error"));
-        TRY(pk_cstr(pk, code_names[r->error]));
+        TRY(pk_cstr(pk, ptc_code_name(r->error)));
         TRY(pk_cstr(pk, "message"));
         return pk_str(pk, r->message);
     }
@@ -1497,7 +972,7 @@ static int res_parse(struct pctx *c, const struct resdef *d, struct ptc_reply *r
     case RES_STATE:
         return get_name(c, d->key, true, ptc_state_from_name, "a state name", (int *)(void *)f);
     case RES_SCOPE:
-        return get_name(c, d->key, true, scope_from_name, "\"control\" or \"view\"",
+        return get_name(c, d->key, true, ptc_scope_from_name, "\"control\" or \"view\"",
                         (int *)(void *)f);
     case RES_INFO:
         if ((rc = want(c, d->key, true, &o)) < 0)
@@ -1574,6 +1049,16 @@ out:
     return rc;
 }
 
+/* Reads only the `id` of a REPLY payload. 0, PTC_EMSGPACK, PTC_EMISSING or PTC_ETYPE. */
+int ptc_reply_peek_id(const uint8_t *buf, size_t n, uint64_t *id)
+{
+    uint64_t v;
+    int rc = ptc_msg_peek_id(buf, n, &v);
+    if (rc == 0 && id)
+        *id = v;
+    return rc;
+}
+
 /* Releases the infos of a parsed reply. Safe on a zeroed struct, after a failure and twice. */
 void ptc_reply_free(struct ptc_reply *r)
 {
@@ -1595,7 +1080,7 @@ static int state_pack(msgpack_packer *pk, const void *arg)
     char tmp[16];
     TRY(pk_map(pk, 5));
     TRY(pk_cstr(pk, "state"));
-    TRY(pk_name(pk, state_names, PTC_ST__COUNT, s->state));
+    TRY(pk_name(pk, ptc_state_name, PTC_ST__COUNT, s->state));
     TRY(pk_cstr(pk, "exit_code"));
     if (s->has & PTC_HAS_EXIT_CODE)
         PK(msgpack_pack_int(pk, s->exit_code));
@@ -1604,7 +1089,7 @@ static int state_pack(msgpack_packer *pk, const void *arg)
     TRY(pk_cstr(pk, "signal"));
     TRY(s->has & PTC_HAS_SIGNO ? pk_cstr(pk, ptc_signal_name(s->signo, tmp)) : pk_nil(pk));
     TRY(pk_cstr(pk, "attention"));
-    TRY(pk_name(pk, attention_names, PTC_ATT__COUNT, s->attention));
+    TRY(pk_name(pk, ptc_attention_name, PTC_ATT__COUNT, s->attention));
     TRY(pk_cstr(pk, "end"));
     return pk_u64(pk, s->end);
 }
@@ -1674,7 +1159,7 @@ static int event_pack(msgpack_packer *pk, const void *arg)
         TRY(pk_cstr(pk, "event"));
         TRY(pk_cstr(pk, "error"));
         TRY(pk_cstr(pk, "error"));
-        TRY(pk_cstr(pk, code_names[e->error]));
+        TRY(pk_cstr(pk, ptc_code_name(e->error)));
         TRY(pk_cstr(pk, "message"));
         TRY(pk_str(pk, e->message));
         TRY(pk_cstr(pk, "type"));

@@ -230,6 +230,8 @@ struct ptc_limits {
 /* Default limits. */
 extern const struct ptc_limits ptc_limits_default;
 
+/* ---- scan.c: structural pre-scan of untrusted msgpack ---------------------------------------- */
+
 /*
  * Structural pre-scan of untrusted msgpack in buf[0..n): exactly one object, no trailing bytes,
  * depth, element counts (each container count must fit in the bytes remaining) and string sizes
@@ -237,7 +239,19 @@ extern const struct ptc_limits ptc_limits_default;
  * forged count. 0 or PTC_EMSGPACK / PTC_ELIMIT.
  */
 int ptc_msg_scan(const uint8_t *buf, size_t n, const struct ptc_limits *lim);
+/* As ptc_msg_scan, and on failure writes what is wrong ("token: string of ... bytes over the limit
+ * of ...") into msg[0..cap) when msg is not NULL. */
+int ptc_msg_scan_why(const uint8_t *buf, size_t n, const struct ptc_limits *lim, char *msg,
+                     size_t cap);
+/* Finds the unsigned `id` of a top-level map from the bytes alone, without limits (for a payload
+ * the scan refused as over a limit). 0, PTC_EMSGPACK (not a map, or malformed before the id),
+ * PTC_EMISSING or PTC_ETYPE. */
+int ptc_msg_peek_id(const uint8_t *buf, size_t n, uint64_t *id);
 
+/* ---- names.c: wire names of states, modes, codes and signals --------------------------------- */
+
+/* The op names are the first column of msg.c's op table, so ptc_op_name and ptc_op_from_name live
+ * in msg.c. */
 enum ptc_op {
     PTC_OP_UNKNOWN = -1,
     PTC_OP_HELLO = 0,
@@ -279,6 +293,10 @@ int ptc_attention_from_name(const char *s, size_t n);
 enum ptc_mode { PTC_MODE_NONE = 0, PTC_MODE_INTERACTIVE, PTC_MODE_VIEW };
 const char *ptc_mode_name(int m); /* "interactive", "view", "" */
 int ptc_mode_from_name(const char *s, size_t n);
+/* The `scope` of a hello reply: "control" (PTC_MODE_INTERACTIVE), "view", or "" for others. */
+const char *ptc_scope_name(int m);
+/* Looks a scope up by name: PTC_MODE_INTERACTIVE, PTC_MODE_VIEW or PTC_EINVAL. */
+int ptc_scope_from_name(const char *s, size_t n);
 
 enum ptc_until { PTC_UNTIL_EXIT = 0, PTC_UNTIL_IDLE, PTC_UNTIL_MATCH };
 const char *ptc_until_name(int u);
@@ -316,6 +334,11 @@ enum ptc_close {
 int ptc_signal_from_name(const char *s, size_t n);
 /* The name of any signal number ("TERM", "SEGV", ...); a decimal string for ones without a name. */
 const char *ptc_signal_name(int signo, char tmp[16]);
+/* The inverse of ptc_signal_name: any name it gives, or a decimal number, into *signo. 0 or
+ * PTC_EINVAL. */
+int ptc_signal_from_any_name(const char *s, size_t n, int *signo);
+
+/* ---- msg.c: REQUEST, REPLY, STATE and EVENT -------------------------------------------------- */
 
 /* Presence bits for optional fields of requests and infos (`has`). */
 enum ptc_has {
@@ -500,6 +523,8 @@ int ptc_event_parse(const uint8_t *buf, size_t n, const struct ptc_limits *lim, 
                     struct ptc_perr *err);
 void ptc_event_free(struct ptc_event *e);
 
+/* ---- names.c: string views ------------------------------------------------------------------- */
+
 /* A ptc_str from a C string (NULL gives an empty view). */
 static inline struct ptc_str ptc_str_c(const char *s)
 {
@@ -513,6 +538,9 @@ static inline struct ptc_str ptc_str_c(const char *s)
 bool ptc_str_eq(struct ptc_str v, const char *s);
 /* Copies a view into a new NUL-terminated string (malloc), NULL on ENOMEM. */
 char *ptc_str_dup(struct ptc_str v);
+/* Copies at most 40 bytes of s[0..n) into out as printable ASCII ('?' for any other byte), then
+ * "..." when cut, and a NUL: for quoting peer input in a message. */
+void ptc_str_printable(char out[44], const char *s, size_t n);
 
 /* ---- ansi.c: terminal output as plain text --------------------------------------------------- */
 
