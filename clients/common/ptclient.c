@@ -10,8 +10,13 @@
  * the latest. Its wsi finds it through the wsi's opaque pointer; when the connection is freed the
  * pointer is cleared first, so a late lws callback finds nothing. A free requested from inside the
  * connection's own callback is only marked, and carried out when that lws callback unwinds.
+ *
+ * Elsewhere: url.c parses relay URLs; sync.c holds the blocking waits (ptc_client_call,
+ * wait_ready, wait_frame, ...) and reaches the pending requests and kept frames of this file
+ * through the few functions of ptclient_int.h, at the end of this file.
  */
 #include "ptclient.h"
+#include "ptclient_int.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -112,17 +117,11 @@ struct pending {
     int op;
     ptc_client_reply_cb cb;
     void *arg;
-    struct sync_slot *slot; /* synchronous call instead of cb */
+    struct ptc_client_sync_slot *slot; /* synchronous call instead of cb */
 };
 
-struct sync_slot {
-    bool done;
-    int status;
-    struct ptc_client_reply *rep;
-};
-
-struct kept {
-    struct kept *next;
+struct ptc_client_kept {
+    struct ptc_client_kept *next;
     struct ptc_client_frame fr;
 };
 
@@ -167,7 +166,7 @@ struct ptc_client_conn {
     struct ptc_stream in;
     uint64_t next_id;
     struct pending *pend_head, *pend_tail;
-    struct kept *kept_head, *kept_tail;
+    struct ptc_client_kept *kept_head, *kept_tail;
     size_t kept_n, kept_bytes;
     struct ptc_client_stats st;
 };
@@ -574,9 +573,9 @@ static void omsg_free(struct omsg *m)
 
 static void kept_free_all(struct ptc_client_conn *c)
 {
-    struct kept *k = c->kept_head;
+    struct ptc_client_kept *k = c->kept_head;
     while (k) {
-        struct kept *n = k->next;
+        struct ptc_client_kept *n = k->next;
         free(k->fr.raw);
         free(k);
         k = n;
@@ -1119,7 +1118,7 @@ static void on_hello_reply(struct ptc_client_conn *c, const struct ptc_reply *rp
 
 static void keep_frame(struct ptc_client_conn *c, const struct ptc_frame *f)
 {
-    struct kept *k = xcalloc(1, sizeof(*k));
+    struct ptc_client_kept *k = xcalloc(1, sizeof(*k));
     k->fr.f = *f;
     if (f->len) {
         k->fr.raw = malloc(f->len);
@@ -1474,79 +1473,29 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
     return ret;
 }
 
-/* ---- synchronous layer --------------------------------------------------------------------- */
+/* ---- for the synchronous layer (sync.c, through ptclient_int.h) ------------------------------ */
 
-static bool ready_or_ended(void *arg)
+/* The context c belongs to. */
+struct ptc_client_ctx *ptc_client_conn_ctx(const struct ptc_client_conn *c) { return c->ctx; }
+
+/* Sends req with its reply going to slot. */
+int ptc_client_request_sync(struct ptc_client_conn *c, const ptc_uuid *session,
+                            struct ptc_request *req, struct ptc_client_sync_slot *slot,
+                            uint64_t *id)
 {
-    struct ptc_client_conn *c = arg;
-    return c->state == CS_READY || c->state == CS_ENDED;
-}
-
-/* Runs the loop until ready or ended. */
-int ptc_client_wait_ready(struct ptc_client_conn *c, int timeout_ms)
-{
-    if (run_until(c->ctx, ready_or_ended, c, timeout_ms, false) != 1)
-        return PTC_CLIENT_ETIMEOUT;
-    return c->state == CS_READY ? 0 : (c->err ? c->err : PTC_CLIENT_ECLOSED);
-}
-
-static bool conn_gone(void *arg) { return ptc_client_is_gone(arg); }
-
-/* Runs the loop until the socket is closed. */
-int ptc_client_wait_gone(struct ptc_client_conn *c, int timeout_ms)
-{
-    return run_until(c->ctx, conn_gone, c, timeout_ms, false) == 1 ? 0 : PTC_CLIENT_ETIMEOUT;
-}
-
-/* Frees a kept reply. */
-void ptc_client_reply_free(struct ptc_client_reply *rep)
-{
-    if (!rep)
-        return;
-    ptc_reply_free(&rep->r);
-    free(rep->raw);
-    memset(rep, 0, sizeof(*rep));
-}
-
-static bool slot_done(void *arg) { return ((struct sync_slot *)arg)->done; }
-
-/* Sends req and runs the loop until its reply. */
-int ptc_client_call(struct ptc_client_conn *c, const ptc_uuid *session, struct ptc_request *req,
-                    struct ptc_client_reply *rep, int timeout_ms)
-{
-    memset(rep, 0, sizeof(*rep));
     if (c->state == CS_ENDED || c->closing)
         return PTC_CLIENT_ECLOSED;
-    struct sync_slot slot = {.rep = rep};
-    uint64_t id;
-    int r = ptc_client_request(c, session, req, NULL, NULL, &id);
+    int r = ptc_client_request(c, session, req, NULL, NULL, id);
     if (r)
         return r;
-    c->pend_tail->slot = &slot; /* the entry just added */
-    struct ptc_client_ctx *ctx = c->ctx;
-    struct ptc_client_conn *self = c;
-    /* c may be freed only by ctx_free, which cannot run inside this loop */
-    if (run_until(ctx, slot_done, &slot, timeout_ms, false) != 1) {
-        struct pending *p = pending_take(self, id);
-        free(p);
-        ptc_client_reply_free(rep);
-        return PTC_CLIENT_ETIMEOUT;
-    }
-    if (slot.status) {
-        int st = slot.status;
-        ptc_client_reply_free(rep);
-        return st;
-    }
+    c->pend_tail->slot = slot; /* the entry just added */
     return 0;
 }
 
-/* Frees a kept frame. */
-void ptc_client_frame_free(struct ptc_client_frame *fr)
+/* Forgets the pending request id. */
+void ptc_client_request_cancel(struct ptc_client_conn *c, uint64_t id)
 {
-    if (!fr)
-        return;
-    free(fr->raw);
-    memset(fr, 0, sizeof(*fr));
+    free(pending_take(c, id));
 }
 
 static bool frame_matches(const struct ptc_frame *f, const struct ptc_client_filter *flt)
@@ -1560,53 +1509,33 @@ static bool frame_matches(const struct ptc_frame *f, const struct ptc_client_fil
     return true;
 }
 
-struct wait_frame {
-    struct ptc_client_conn *c;
-    const struct ptc_client_filter *flt;
-    struct kept *scanned; /* last kept frame already looked at */
-    struct kept *found, *found_prev;
-};
-
-static bool find_kept(void *arg)
+/* Takes the oldest kept frame after *scanned that matches flt. */
+int ptc_client_kept_take(struct ptc_client_conn *c, const struct ptc_client_filter *flt,
+                         struct ptc_client_kept **scanned, struct ptc_client_frame *out)
 {
-    struct wait_frame *w = arg;
-    struct kept *prev = w->scanned, *k = prev ? prev->next : w->c->kept_head;
-    for (; k; prev = k, k = k->next) {
-        if (frame_matches(&k->fr.f, w->flt)) {
-            w->found = k;
-            w->found_prev = prev;
-            return true;
-        }
-    }
-    w->scanned = prev;
-    return w->c->state == CS_ENDED;
-}
-
-/* Takes the oldest kept frame matching filter, running the loop until one arrives. */
-int ptc_client_wait_frame(struct ptc_client_conn *c, const struct ptc_client_filter *filter,
-                          struct ptc_client_frame *out, int timeout_ms)
-{
-    memset(out, 0, sizeof(*out));
     if (c->cbs.on_frame)
         return PTC_CLIENT_ESTATE;
-    struct wait_frame w = {.c = c, .flt = filter};
-    if (run_until(c->ctx, find_kept, &w, timeout_ms, false) != 1)
-        return PTC_CLIENT_ETIMEOUT;
-    if (!w.found)
-        return PTC_CLIENT_ECLOSED;
-    struct kept *k = w.found;
-    if (w.found_prev)
-        w.found_prev->next = k->next;
+    struct ptc_client_kept *prev = *scanned, *k = prev ? prev->next : c->kept_head;
+    for (; k; prev = k, k = k->next) {
+        if (frame_matches(&k->fr.f, flt))
+            break;
+    }
+    if (!k) {
+        *scanned = prev;
+        return 0;
+    }
+    if (prev)
+        prev->next = k->next;
     else
         c->kept_head = k->next;
     if (c->kept_tail == k)
-        c->kept_tail = w.found_prev;
+        c->kept_tail = prev;
     c->kept_n--;
     c->kept_bytes -= k->fr.f.len + sizeof(*k);
     *out = k->fr;
     free(k);
     update_rx(c);
-    return 0;
+    return 1;
 }
 
 /* Number of frames kept for wait_frame. */

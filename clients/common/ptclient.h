@@ -197,8 +197,6 @@ bool ptc_client_is_ready(const struct ptc_client_conn *c);
 bool ptc_client_is_closed(const struct ptc_client_conn *c);
 /* True once the socket is closed as well (after the relay's close frame, if it sent one). */
 bool ptc_client_is_gone(const struct ptc_client_conn *c);
-/* Runs the loop until the socket is closed. 0 or PTC_CLIENT_ETIMEOUT. */
-int ptc_client_wait_gone(struct ptc_client_conn *c, int timeout_ms);
 /* The scope from hello (PTC_MODE_*), 0 before ready. */
 int ptc_client_scope(const struct ptc_client_conn *c);
 /* The relay's max_frame from hello, 0 before ready. */
@@ -268,10 +266,12 @@ void ptc_client_pause(struct ptc_client_conn *c, bool paused);
 /* True while reading is paused by ptc_client_pause. */
 bool ptc_client_is_paused(const struct ptc_client_conn *c);
 
-/* ---- synchronous layer (scripts, tests) ------------------------------------------------------ */
+/* ---- synchronous layer (sync.c; scripts, tests) ---------------------------------------------- */
 
 /* Runs the loop until c is ready or has ended. 0, the error that ended it, or ETIMEOUT. */
 int ptc_client_wait_ready(struct ptc_client_conn *c, int timeout_ms);
+/* Runs the loop until c's socket is closed (ptc_client_is_gone). 0 or PTC_CLIENT_ETIMEOUT. */
+int ptc_client_wait_gone(struct ptc_client_conn *c, int timeout_ms);
 
 /* A REPLY kept after the loop returned: r's views point into raw. Free with ptc_client_reply_free. */
 struct ptc_client_reply {
@@ -310,7 +310,7 @@ void ptc_client_frame_free(struct ptc_client_frame *fr);
  */
 int ptc_client_wait_frame(struct ptc_client_conn *c, const struct ptc_client_filter *filter,
                           struct ptc_client_frame *out, int timeout_ms);
-/* Number of frames kept for wait_frame. */
+/* Number of frames kept for wait_frame (counted by ptclient.c, which keeps them). */
 size_t ptc_client_frames_kept(const struct ptc_client_conn *c);
 
 #endif
