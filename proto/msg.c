@@ -253,13 +253,32 @@ static int unpack(const uint8_t *buf, size_t n, msgpack_unpacked *up, struct pct
     return 0;
 }
 
-/* Scan, then unpack into a map. */
-static int open_map(const uint8_t *buf, size_t n, msgpack_unpacked *up, struct pctx *c)
+/*
+ * Unpacks a payload that passed the scan, runs fields(c, out) over its map and releases what
+ * msgpack-c allocated, so no parser handles the unpacked objects' lifetime. 0 or the first
+ * negative code.
+ */
+static int with_map(const uint8_t *buf, size_t n, struct pctx *c,
+                    int (*fields)(struct pctx *, void *), void *out)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    int rc = unpack(buf, n, &up, c);
+    if (rc == 0)
+        rc = fields(c, out);
+    msgpack_unpacked_destroy(&up);
+    c->map = NULL;
+    return rc;
+}
+
+/* Scans the payload, then with_map. */
+static int parse_map(const uint8_t *buf, size_t n, struct pctx *c,
+                     int (*fields)(struct pctx *, void *), void *out)
 {
     int rc = ptc_msg_scan_why(buf, n, c->lim, c->err->message, sizeof(c->err->message));
     if (rc < 0)
         return rc;
-    return unpack(buf, n, up, c);
+    return with_map(buf, n, c, fields, out);
 }
 
 /* ---- building -------------------------------------------------------------------------------- */
@@ -720,6 +739,32 @@ static int parse_arg(struct pctx *c, const struct argdef *a, struct ptc_request 
     return rc < 0 ? rc : 0;
 }
 
+/* The keys of a REQUEST map: id, op, then the op's arguments. */
+static int request_fields(struct pctx *c, void *arg)
+{
+    struct ptc_request *r = arg;
+    TRY(get_uint(c, "id", true, 0, UINT64_MAX, &r->id));
+    c->err->have_id = true;
+    c->err->id = r->id;
+
+    const msgpack_object *o = map_get(c->map, "op");
+    if (!o)
+        return fail(c, PTC_EMISSING, "op: missing");
+    if (o->type != MSGPACK_OBJECT_STR)
+        return fail(c, PTC_ETYPE, "op: expected string");
+    r->op = ptc_op_from_name(o->via.str.ptr, o->via.str.size);
+    if (r->op == PTC_OP_UNKNOWN) {
+        char shown[44];
+        ptc_str_printable(shown, o->via.str.ptr, o->via.str.size);
+        return fail(c, PTC_EINVAL, "unknown op '%s'", shown);
+    }
+    for (const struct argdef *a = ops[r->op].args; a->key; a++)
+        TRY(parse_arg(c, a, r));
+    if (r->op == PTC_OP_WAIT && r->until == PTC_UNTIL_MATCH && !(r->has & PTC_HAS_PATTERN))
+        return fail(c, PTC_EMISSING, "pattern: missing (required when until is \"match\")");
+    return 0;
+}
+
 /* Parses a REQUEST payload; see ptc.h for the return codes. */
 int ptc_request_parse(const uint8_t *buf, size_t n, const struct ptc_limits *lim,
                       struct ptc_request *r, struct ptc_perr *err)
@@ -752,47 +797,10 @@ int ptc_request_parse(const uint8_t *buf, size_t n, const struct ptc_limits *lim
         return PTC_EPROTO;
     }
 
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    rc = unpack(buf, n, &up, &c);
-    if (rc < 0) {
-        if (rc != PTC_ENOMEM)
-            rc = PTC_EPROTO;
-        goto out;
-    }
-    if ((rc = get_uint(&c, "id", true, 0, UINT64_MAX, &r->id)) < 0) {
+    rc = with_map(buf, n, &c, request_fields, r);
+    /* until the id is read, any failure but ENOMEM is a protocol error */
+    if (rc < 0 && !err->have_id && rc != PTC_ENOMEM)
         rc = PTC_EPROTO;
-        goto out;
-    }
-    err->have_id = true;
-    err->id = r->id;
-
-    const msgpack_object *o = map_get(c.map, "op");
-    if (!o) {
-        rc = fail(&c, PTC_EMISSING, "op: missing");
-        goto out;
-    }
-    if (o->type != MSGPACK_OBJECT_STR) {
-        rc = fail(&c, PTC_ETYPE, "op: expected string");
-        goto out;
-    }
-    r->op = ptc_op_from_name(o->via.str.ptr, o->via.str.size);
-    if (r->op == PTC_OP_UNKNOWN) {
-        char shown[44];
-        ptc_str_printable(shown, o->via.str.ptr, o->via.str.size);
-        rc = fail(&c, PTC_EINVAL, "unknown op '%s'", shown);
-        goto out;
-    }
-    for (const struct argdef *a = ops[r->op].args; a->key; a++)
-        if ((rc = parse_arg(&c, a, r)) < 0)
-            goto out;
-    if (r->op == PTC_OP_WAIT && r->until == PTC_UNTIL_MATCH && !(r->has & PTC_HAS_PATTERN)) {
-        rc = fail(&c, PTC_EMISSING, "pattern: missing (required when until is \"match\")");
-        goto out;
-    }
-    rc = 0;
-out:
-    msgpack_unpacked_destroy(&up);
     return rc;
 }
 
@@ -1005,6 +1013,24 @@ static int res_parse(struct pctx *c, const struct resdef *d, struct ptc_reply *r
     return fail(c, PTC_EINVAL, "%s: internal error", d->key);
 }
 
+/* The keys of a REPLY map: id, ok, then error and message or the results of rp->op. */
+static int reply_fields(struct pctx *c, void *arg)
+{
+    struct ptc_reply *rp = arg;
+    TRY(get_uint(c, "id", true, 0, UINT64_MAX, &rp->id));
+    c->err->have_id = true;
+    c->err->id = rp->id;
+    TRY(get_bool(c, "ok", true, &rp->ok));
+    if (!rp->ok) {
+        TRY(get_name(c, "error", true, ptc_code_from_name, "an error code", &rp->error));
+        TRY(get_str(c, "message", true, c->lim->max_str, &rp->message));
+    } else if (rp->op >= 0) {
+        for (const struct resdef *d = ops[rp->op].res; d->key; d++)
+            TRY(res_parse(c, d, rp));
+    }
+    return 0;
+}
+
 /* Parses a REPLY payload for rp->op (set by the caller). 0 or a negative code. */
 int ptc_reply_parse(const uint8_t *buf, size_t n, const struct ptc_limits *lim,
                     struct ptc_reply *rp, struct ptc_perr *err)
@@ -1022,31 +1048,7 @@ int ptc_reply_parse(const uint8_t *buf, size_t n, const struct ptc_limits *lim,
     }
 
     struct pctx c = {NULL, lim ? lim : &ptc_limits_default, err};
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    int rc = open_map(buf, n, &up, &c);
-    if (rc < 0)
-        goto out;
-    if ((rc = get_uint(&c, "id", true, 0, UINT64_MAX, &rp->id)) < 0)
-        goto out;
-    err->have_id = true;
-    err->id = rp->id;
-    if ((rc = get_bool(&c, "ok", true, &rp->ok)) < 0)
-        goto out;
-    if (!rp->ok) {
-        if ((rc = get_name(&c, "error", true, ptc_code_from_name, "an error code", &rp->error)) < 0)
-            goto out;
-        if ((rc = get_str(&c, "message", true, c.lim->max_str, &rp->message)) < 0)
-            goto out;
-    } else if (op >= 0) {
-        for (const struct resdef *d = ops[op].res; d->key; d++)
-            if ((rc = res_parse(&c, d, rp)) < 0)
-                goto out;
-    }
-    rc = 0;
-out:
-    msgpack_unpacked_destroy(&up);
-    return rc;
+    return parse_map(buf, n, &c, reply_fields, rp);
 }
 
 /* Reads only the `id` of a REPLY payload. 0, PTC_EMSGPACK, PTC_EMISSING or PTC_ETYPE. */
@@ -1100,6 +1102,26 @@ int ptc_state_build(struct ptc_buf *b, const struct ptc_statemsg *s)
     return build(b, state_pack, s);
 }
 
+/* The keys of a STATE map: state, exit_code, signal, attention, end. */
+static int state_fields(struct pctx *c, void *arg)
+{
+    struct ptc_statemsg *s = arg;
+    int rc;
+    TRY(get_name(c, "state", true, ptc_state_from_name, "a state name", &s->state));
+    if ((rc = get_int(c, "exit_code", false, &s->exit_code)) < 0)
+        return rc;
+    if (rc > 0)
+        s->has |= PTC_HAS_EXIT_CODE;
+    if ((rc = get_signo(c, "signal", &s->signo)) < 0)
+        return rc;
+    if (rc > 0)
+        s->has |= PTC_HAS_SIGNO;
+    TRY(get_name(c, "attention", true, ptc_attention_from_name, "an attention level",
+                 &s->attention));
+    TRY(get_uint(c, "end", true, 0, UINT64_MAX, &s->end));
+    return 0;
+}
+
 /* Parses a STATE payload with the default limits. 0 or a negative code with err->message. */
 int ptc_state_parse(const uint8_t *buf, size_t n, struct ptc_statemsg *s, struct ptc_perr *err)
 {
@@ -1109,30 +1131,7 @@ int ptc_state_parse(const uint8_t *buf, size_t n, struct ptc_statemsg *s, struct
     memset(err, 0, sizeof(*err));
     memset(s, 0, sizeof(*s));
     struct pctx c = {NULL, &ptc_limits_default, err};
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    int rc = open_map(buf, n, &up, &c);
-    if (rc < 0)
-        goto out;
-    if ((rc = get_name(&c, "state", true, ptc_state_from_name, "a state name", &s->state)) < 0)
-        goto out;
-    if ((rc = get_int(&c, "exit_code", false, &s->exit_code)) < 0)
-        goto out;
-    if (rc > 0)
-        s->has |= PTC_HAS_EXIT_CODE;
-    if ((rc = get_signo(&c, "signal", &s->signo)) < 0)
-        goto out;
-    if (rc > 0)
-        s->has |= PTC_HAS_SIGNO;
-    if ((rc = get_name(&c, "attention", true, ptc_attention_from_name, "an attention level",
-                       &s->attention)) < 0)
-        goto out;
-    if ((rc = get_uint(&c, "end", true, 0, UINT64_MAX, &s->end)) < 0)
-        goto out;
-    rc = 0;
-out:
-    msgpack_unpacked_destroy(&up);
-    return rc;
+    return parse_map(buf, n, &c, state_fields, s);
 }
 
 /* ---- EVENT ----------------------------------------------------------------------------------- */
@@ -1175,6 +1174,30 @@ int ptc_event_build(struct ptc_buf *b, const struct ptc_event *e)
     return build(b, event_pack, e);
 }
 
+/* The keys of an EVENT map: event, then those of a `session` or `error` event. */
+static int event_fields(struct pctx *c, void *arg)
+{
+    struct ptc_event *e = arg;
+    TRY(get_str(c, "event", true, c->lim->max_str, &e->name));
+    if (ptc_str_eq(e->name, "session")) {
+        const msgpack_object *o;
+        e->kind = PTC_EV_SESSION;
+        TRY(want(c, "info", true, &o));
+        TRY(info_parse(c, o, "info", &e->info));
+        TRY(get_bool(c, "removed", false, &e->removed));
+    } else if (ptc_str_eq(e->name, "error")) {
+        uint64_t t;
+        e->kind = PTC_EV_ERROR;
+        TRY(get_name(c, "error", true, ptc_code_from_name, "an error code", &e->error));
+        TRY(get_str(c, "message", true, c->lim->max_str, &e->message));
+        TRY(get_uint(c, "type", true, 0, 255, &t));
+        e->type = (uint8_t)t;
+    } else {
+        e->kind = PTC_EV_UNKNOWN;
+    }
+    return 0;
+}
+
 /* Parses an EVENT payload; an unknown event name gives PTC_EV_UNKNOWN with name set and 0. */
 int ptc_event_parse(const uint8_t *buf, size_t n, const struct ptc_limits *lim, struct ptc_event *e,
                     struct ptc_perr *err)
@@ -1185,39 +1208,7 @@ int ptc_event_parse(const uint8_t *buf, size_t n, const struct ptc_limits *lim, 
     memset(err, 0, sizeof(*err));
     memset(e, 0, sizeof(*e));
     struct pctx c = {NULL, lim ? lim : &ptc_limits_default, err};
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    int rc = open_map(buf, n, &up, &c);
-    if (rc < 0)
-        goto out;
-    if ((rc = get_str(&c, "event", true, c.lim->max_str, &e->name)) < 0)
-        goto out;
-    if (ptc_str_eq(e->name, "session")) {
-        const msgpack_object *o;
-        e->kind = PTC_EV_SESSION;
-        if ((rc = want(&c, "info", true, &o)) < 0)
-            goto out;
-        if ((rc = info_parse(&c, o, "info", &e->info)) < 0)
-            goto out;
-        if ((rc = get_bool(&c, "removed", false, &e->removed)) < 0)
-            goto out;
-    } else if (ptc_str_eq(e->name, "error")) {
-        uint64_t t;
-        e->kind = PTC_EV_ERROR;
-        if ((rc = get_name(&c, "error", true, ptc_code_from_name, "an error code", &e->error)) < 0)
-            goto out;
-        if ((rc = get_str(&c, "message", true, c.lim->max_str, &e->message)) < 0)
-            goto out;
-        if ((rc = get_uint(&c, "type", true, 0, 255, &t)) < 0)
-            goto out;
-        e->type = (uint8_t)t;
-    } else {
-        e->kind = PTC_EV_UNKNOWN;
-    }
-    rc = 0;
-out:
-    msgpack_unpacked_destroy(&up);
-    return rc;
+    return parse_map(buf, n, &c, event_fields, e);
 }
 
 /* Releases the info of a parsed event. Safe on a zeroed struct, after a failure and twice. */
